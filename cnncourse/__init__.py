@@ -1,1 +1,36 @@
-"""cnncourse."""
+"""cnncourse: the helper package of an open course on convolutional neural networks.
+
+Modules, one per concern:
+
+- :mod:`cnncourse.data`: MNIST, FashionMNIST and CIFAR-10, offline mirrors, splits, statistics.
+- :mod:`cnncourse.training`: ``fit`` / ``evaluate`` with progress bars, history and checkpoints.
+- :mod:`cnncourse.device`: device choice, seeding, DataLoader workers, ``doctor()``.
+- :mod:`cnncourse.viz`: image grids, learning curves, confusion matrices, filters, feature maps.
+- :mod:`cnncourse.profiles`: the ``full`` and ``smoke`` run profiles.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from cnncourse.device import doctor, num_workers, pick_device, seed_everything
+from cnncourse.errors import CheckpointError, CourseError, DataNotFoundError
+from cnncourse.profiles import Profile, get_profile
+from cnncourse.training import History, Metrics, evaluate, fit
+
+__all__ = [
+    "CheckpointError",
+    "CourseError",
+    "DataNotFoundError",
+    "History",
+    "Metrics",
+    "Profile",
+    "__version__",
+    "doctor",
+    "evaluate",
+    "fit",
+    "get_profile",
+    "num_workers",
+    "pick_device",
+    "seed_everything",
+]

@@ -1,0 +1,139 @@
+"""Devices, seeds, DataLoader workers and an environment report.
+
+``pick_device`` chooses CUDA, then Apple's MPS, then the CPU, and says once, loudly, when a run
+is on the CPU and what that costs. ``seed_everything`` seeds Python, NumPy and PyTorch.
+``doctor`` prints what a learner needs to know before running a chapter.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cnncourse.profiles import get_profile
+
+__all__ = ["cpu_notice", "doctor", "num_workers", "pick_device", "seed_everything"]
+
+_CPU_NOTICE_SHOWN = False
+_KNOWN_DEVICES = ("cuda", "mps", "cpu")
+
+
+def cpu_notice() -> str:
+    """The sentence shown once when a notebook trains on the CPU."""
+    threads = torch.get_num_threads()
+    return (
+        f"Running on the CPU ({threads} threads): no GPU was found. Every chapter still runs, "
+        "but full-profile training is roughly 10-50x slower than on a GPU; in Colab choose "
+        "Runtime > Change runtime type > GPU, or set CNNCOURSE_PROFILE=smoke for a quick pass."
+    )
+
+
+def pick_device(prefer: str | None = None, *, quiet: bool = False) -> torch.device:
+    """Return the best available device: CUDA, then MPS, then CPU.
+
+    Args:
+        prefer: force ``"cuda"``, ``"mps"`` or ``"cpu"``; ``None`` picks automatically.
+        quiet: suppress the one-time CPU notice.
+
+    Raises:
+        ValueError: if ``prefer`` names an unknown device or one that is not available here.
+    """
+    global _CPU_NOTICE_SHOWN
+    if prefer is not None:
+        if prefer not in _KNOWN_DEVICES:
+            raise ValueError(
+                f"prefer is {prefer!r}, but it must be one of {', '.join(_KNOWN_DEVICES)} or None."
+            )
+        if prefer == "cuda" and not torch.cuda.is_available():
+            raise ValueError("prefer is 'cuda', but no CUDA GPU is available; pass None or 'cpu'.")
+        if prefer == "mps" and not torch.backends.mps.is_available():
+            raise ValueError(
+                "prefer is 'mps', but Apple's MPS is not available; pass None or 'cpu'."
+            )
+        device = torch.device(prefer)
+    elif torch.cuda.is_available():
+        device = torch.device("cuda")
+    elif torch.backends.mps.is_available():
+        device = torch.device("mps")
+    else:
+        device = torch.device("cpu")
+    if device.type == "cpu" and not quiet and not _CPU_NOTICE_SHOWN:
+        _CPU_NOTICE_SHOWN = True
+        print(f"NOTE: {cpu_notice()}", file=sys.stderr)
+    return device
+
+
+def num_workers(device: torch.device | str | None = None) -> int:
+    """A DataLoader worker count that suits Colab, laptops and CI.
+
+    On the CPU the training itself uses every core, and the course's data sets are decoded into
+    memory, so extra worker processes only compete with it: 0. On a GPU, workers prepare the next
+    batches while the GPU computes: up to 4, leaving one core for the main process.
+    """
+    dev = torch.device(device) if device is not None else pick_device(quiet=True)
+    if dev.type == "cpu":
+        return 0
+    cores = os.cpu_count() or 1
+    return max(0, min(4, cores - 1))
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed Python's ``random``, NumPy and PyTorch (all devices).
+
+    Args:
+        seed: a non-negative integer.
+        deterministic: also ask PyTorch for deterministic kernels (slower on GPU; some operations
+            then raise if they have no deterministic implementation).
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed is {seed!r}, but it must be a non-negative integer.")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    else:
+        torch.use_deterministic_algorithms(False)
+
+
+def doctor(data_root: str | Path | None = None, *, show: bool = True) -> str:
+    """Report versions, device, run profile and which data sets are present, with fixes.
+
+    Returns the report (and prints it unless ``show`` is false). Meant for a chapter's first cell.
+    """
+    import torchvision
+
+    from cnncourse import __version__
+    from cnncourse.data import data_status, resolve_root, show_path
+
+    device = pick_device(quiet=True)
+    gpu = torch.cuda.get_device_name(0) if device.type == "cuda" else "none"
+    try:
+        profile = get_profile().name
+    except ValueError as err:
+        profile = f"invalid ({err})"
+    lines = [
+        f"python       {platform.python_version()} ({sys.platform})",
+        f"torch        {torch.__version__}",
+        f"torchvision  {torchvision.__version__}",
+        f"cnncourse    {__version__}",
+        f"device       {device.type} (GPU: {gpu}; CPU threads: {torch.get_num_threads()})",
+        f"profile      {profile}",
+        f"data root    {show_path(resolve_root(data_root))}",
+    ]
+    lines += [f"  {line}" for line in data_status(data_root)]
+    if device.type == "cpu":
+        lines.append(f"note         {cpu_notice()}")
+    report = "\n".join(lines)
+    if show:
+        print(report)
+    return report

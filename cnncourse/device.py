@@ -18,7 +18,14 @@ import torch
 
 from cnncourse.profiles import get_profile
 
-__all__ = ["cpu_notice", "doctor", "num_workers", "pick_device", "seed_everything"]
+__all__ = [
+    "cpu_notice",
+    "doctor",
+    "environment_report",
+    "num_workers",
+    "pick_device",
+    "seed_everything",
+]
 
 _CPU_NOTICE_SHOWN = False
 _KNOWN_DEVICES = ("cuda", "mps", "cpu")
@@ -105,11 +112,8 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.use_deterministic_algorithms(False)
 
 
-def doctor(data_root: str | Path | None = None, *, show: bool = True) -> str:
-    """Report versions, device, run profile and which data sets are present, with fixes.
-
-    Returns the report (and prints it unless ``show`` is false). Meant for a chapter's first cell.
-    """
+def environment_report(data_root: str | Path | None = None, profile: str | None = None) -> str:
+    """Versions, device, run profile and which data sets are present (with fixes), as text."""
     import torchvision
 
     from cnncourse import __version__
@@ -118,22 +122,24 @@ def doctor(data_root: str | Path | None = None, *, show: bool = True) -> str:
     device = pick_device(quiet=True)
     gpu = torch.cuda.get_device_name(0) if device.type == "cuda" else "none"
     try:
-        profile = get_profile().name
+        profile_name = get_profile(profile).name
     except ValueError as err:
-        profile = f"invalid ({err})"
+        profile_name = f"invalid ({err})"
     lines = [
         f"python       {platform.python_version()} ({sys.platform})",
         f"torch        {torch.__version__}",
         f"torchvision  {torchvision.__version__}",
         f"cnncourse    {__version__}",
         f"device       {device.type} (GPU: {gpu}; CPU threads: {torch.get_num_threads()})",
-        f"profile      {profile}",
+        f"profile      {profile_name}",
         f"data root    {show_path(resolve_root(data_root))}",
     ]
     lines += [f"  {line}" for line in data_status(data_root)]
-    if device.type == "cpu":
+    if device.type == "cpu" and not _CPU_NOTICE_SHOWN:
         lines.append(f"note         {cpu_notice()}")
-    report = "\n".join(lines)
-    if show:
-        print(report)
-    return report
+    return "\n".join(lines)
+
+
+def doctor(data_root: str | Path | None = None, profile: str | None = None) -> None:
+    """Print :func:`environment_report`: run it in a chapter's first cell, or when stuck."""
+    print(environment_report(data_root, profile))

@@ -30,7 +30,7 @@ import torch
 from torch.utils.data import Dataset, Subset, random_split
 from torchvision import datasets
 
-from cnncourse.errors import DataNotFoundError
+from cnncourse.errors import DataNotFoundError, one_line
 
 __all__ = [
     "DATA_ENV",
@@ -121,7 +121,11 @@ def _load_mnist_like(
         return cls(str(base), train=train, transform=transform, download=download or archives_here)
     except (RuntimeError, OSError) as err:
         searched = show_path(raw) + (f" and {show_path(mirror / name / 'raw')}" if mirror else "")
-        why = "downloading was switched off" if not download else f"the download failed: {err}"
+        why = (
+            "downloading was switched off"
+            if not download
+            else f"the download failed: {one_line(err)}"
+        )
         raise DataNotFoundError(
             f"{name} was not found in {searched} (data root from {_root_source(root)}) and "
             f"{why}; fix it by copying the four {name} .gz archives into {show_path(raw)}, by setting "
@@ -198,14 +202,25 @@ def cifar10(
                 "(10,000 images) instead. Results are labelled 'held-out data_batch_5'.",
                 file=sys.stderr,
             )
-        return HeldOutCIFAR10(str(base), train=train, transform=transform, download=False)
+        try:
+            return HeldOutCIFAR10(str(base), train=train, transform=transform, download=False)
+        except RuntimeError as err:  # torchvision's md5 check failed
+            raise DataNotFoundError(
+                f"CIFAR-10's batches in {show_path(folder)} failed torchvision's md5 check, so "
+                "at least one is damaged; replace them with pristine copies of the python-version "
+                "batches, or delete the folder so they are copied or downloaded again."
+            ) from err
     try:
         return datasets.CIFAR10(str(base), train=train, transform=transform, download=download)
     except (RuntimeError, OSError) as err:
         searched = show_path(folder) + (
             f" and {show_path(mirror / CIFAR_FOLDER)}" if mirror else ""
         )
-        why = "downloading was switched off" if not download else f"the download failed: {err}"
+        why = (
+            "downloading was switched off"
+            if not download
+            else f"the download failed: {one_line(err)}"
+        )
         raise DataNotFoundError(
             f"CIFAR-10 was not found in {searched} (data root from {_root_source(root)}) and "
             f"{why}; fix it by putting the python-version batches (data_batch_1..5, batches.meta, "
@@ -269,10 +284,10 @@ def data_status(root: str | os.PathLike[str] | None = None) -> list[str]:
 def subset(dataset: Dataset[Any], n: int | None, seed: int = 0) -> Dataset[Any]:
     """A fixed random ``n``-item subset (the whole data set when ``n`` is None or too large)."""
     size = len(dataset)  # type: ignore[arg-type]
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n <= 0):
+        raise ValueError(f"n is {n!r}, but it must be a positive integer or None.")
     if n is None or n >= size:
         return dataset
-    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-        raise ValueError(f"n is {n!r}, but it must be a positive integer or None.")
     generator = torch.Generator().manual_seed(seed)
     indices = torch.randperm(size, generator=generator)[:n].tolist()
     return Subset(dataset, indices)
@@ -286,11 +301,12 @@ def train_val_split(
     ``val_size`` is a count (int) or a fraction in (0, 1) (float).
     """
     size = len(dataset)  # type: ignore[arg-type]
+    n_val = 0
     if isinstance(val_size, float) and 0.0 < val_size < 1.0:
         n_val = max(1, round(size * val_size))
-    elif isinstance(val_size, int) and not isinstance(val_size, bool) and 0 < val_size < size:
+    elif isinstance(val_size, int) and not isinstance(val_size, bool):
         n_val = val_size
-    else:
+    if not 0 < n_val < size:  # a fraction close to 1 can round to the whole data set
         raise ValueError(
             f"val_size is {val_size!r}, but it must be a fraction in (0, 1) or a count between "
             f"1 and {size - 1} for a data set of {size} items."

@@ -7,7 +7,7 @@ sentence that says what was wrong and how to fix it.
 
 from __future__ import annotations
 
-__all__ = ["CheckpointError", "CourseError", "DataNotFoundError"]
+__all__ = ["CheckpointError", "CourseError", "DataNotFoundError", "one_line"]
 
 
 class CourseError(RuntimeError):
@@ -23,3 +23,12 @@ class DataNotFoundError(CourseError, FileNotFoundError):
 
 class CheckpointError(CourseError):
     """A checkpoint file cannot be read or does not match the model being trained."""
+
+
+def one_line(err: BaseException) -> str:
+    """An error's message on a single line, for quoting inside a one-sentence message.
+
+    Some underlying errors span several lines (torchvision's download errors, PyTorch's
+    ``load_state_dict`` errors); quoted as they are, they would break a course error in pieces.
+    """
+    return " ".join(str(err).split()) or type(err).__name__

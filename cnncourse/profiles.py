@@ -54,7 +54,7 @@ def get_profile(name: str | None = None) -> Profile:
     """
     source = "the PROFILE parameter"
     if name is None:
-        name = os.environ.get(PROFILE_ENV, "full")
+        name = os.environ.get(PROFILE_ENV) or "full"  # unset or empty: the default
         source = f"the {PROFILE_ENV} environment variable"
     if not isinstance(name, str) or name.strip().lower() not in PROFILES:
         raise ValueError(

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from cnncourse.device import pick_device, seed_everything
-from cnncourse.errors import CheckpointError
+from cnncourse.errors import CheckpointError, one_line
 
 __all__ = ["History", "Metrics", "evaluate", "fit", "train_one_epoch"]
 
@@ -90,7 +90,10 @@ def evaluate(
     The model's previous train/eval mode is restored afterwards.
     """
     _check_loader("loader", loader)
-    dev = torch.device(device) if device is not None else next(model.parameters()).device
+    if device is not None:
+        dev = torch.device(device)
+    else:
+        dev = next(model.parameters(), torch.empty(0)).device  # a parameterless model: CPU
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     was_training = model.training
     model.eval()
@@ -243,8 +246,8 @@ def fit(
                 scheduler.load_state_dict(state["scheduler"])
         except (RuntimeError, ValueError, KeyError) as err:
             raise CheckpointError(
-                f"checkpoint {path} does not fit this model, optimizer or scheduler ({err}); "
-                "pass another checkpoint path to start afresh."
+                f"checkpoint {path} does not fit this model, optimizer or scheduler "
+                f"({one_line(err)}); pass another checkpoint path to start afresh."
             ) from err
         history = History(**state["history"])
         start_epoch = int(state["epoch"])

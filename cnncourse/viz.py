@@ -102,6 +102,13 @@ def confusion_matrix(
             f"targets has shape {tuple(targets.shape)} but predictions has "
             f"{tuple(predictions.shape)}; they must match."
         )
+    if targets.ndim != 1:
+        raise ValueError(
+            f"targets and predictions have shape {tuple(targets.shape)}, but they must hold one "
+            "label per item (1-D); turn logits into labels with logits.argmax(dim=1) first."
+        )
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes is {num_classes!r}, but it must be a positive integer.")
     for name, values in (("targets", targets), ("predictions", predictions)):
         if values.numel() and (values.min() < 0 or values.max() >= num_classes):
             raise ValueError(f"{name} holds labels outside 0..{num_classes - 1}.")

@@ -5,6 +5,11 @@ Examples (from the repository root)::
     uv run --frozen python tools/run_notebooks.py --profile smoke          # all, into _build/
     uv run --frozen python tools/run_notebooks.py --profile smoke 01 03    # chapters 1 and 3
     uv run --frozen python tools/run_notebooks.py --profile full --inplace 01_motivation
+    uv run --frozen python tools/run_notebooks.py --profile full --inplace --folder solutions 01
+
+A chapter with graded exercises has its source, with the solutions, in ``solutions/``; run that
+with ``--folder solutions`` and then regenerate ``notebooks/`` with
+``tools/make_student_copies.py``.
 
 The profile reaches the kernel as the ``CNNCOURSE_PROFILE`` environment variable and, except with
 ``--inplace``, also as the papermill parameter ``PROFILE`` (``-p PROFILE <profile>``). Each
@@ -238,6 +243,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help=f"seconds one cell may run; 0 means no limit (default: {SMOKE_CELL_TIMEOUT} in the "
         "smoke profile, no limit in full)",
     )
+    parser.add_argument(
+        "--folder",
+        type=Path,
+        default=NOTEBOOKS_DIR,
+        help="where chapter names and numbers are looked up (default: notebooks/; "
+        "solutions/ runs the exercise sources, which hold the solutions)",
+    )
     parser.add_argument("--kernel", default=KERNEL, help=f"Jupyter kernel (default: {KERNEL})")
     parser.add_argument("--log-output", action="store_true", help="stream cell output to stderr")
     parser.add_argument(
@@ -258,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the selected notebooks and print one line per notebook and a summary."""
     args = parse_args(argv)
     try:
-        notebooks = select_notebooks(args.notebooks)
+        notebooks = select_notebooks(args.notebooks, args.folder.resolve())
     except ValueError as error:
         print(f"run_notebooks: {error}", file=sys.stderr)
         return 2

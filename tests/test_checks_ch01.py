@@ -1,0 +1,204 @@
+"""Chapter 1's instant-feedback checks: the solutions pass, each wrong answer gets the right
+one-sentence reason, a stub says "not implemented yet", and every call draws fresh inputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from cnncourse.checks import CHAPTERS, ch01, check
+from cnncourse.checks.core import Opaque, compare_tensor
+
+
+def layer_params(layer: nn.Module) -> int:
+    bias = layer.out_features if isinstance(layer, nn.Linear) else layer.out_channels
+    bias = bias if layer.bias is not None else 0
+    if isinstance(layer, nn.Linear):
+        return layer.in_features * layer.out_features + bias
+    kh, kw = layer.kernel_size
+    return layer.out_channels * (layer.in_channels // layer.groups) * kh * kw + bias
+
+
+def conv_matrix(kernel: torch.Tensor, height: int, width: int, off: int = 1) -> torch.Tensor:
+    kh, kw = kernel.shape
+    out_h, out_w = height - kh + off, width - kw + 1
+    matrix = torch.zeros(out_h * out_w, height * width, dtype=kernel.dtype)
+    for i in range(out_h):
+        for j in range(out_w):
+            for a in range(kh):
+                for b in range(kw):
+                    matrix[i * out_w + j, (i + a) * width + (j + b)] = kernel[a, b]
+    return matrix
+
+
+def equivariance_error(
+    layer: Any,
+    images: torch.Tensor,
+    dx: int,
+    dy: int,
+    sign: int = 1,
+    by_shifted_input: bool = False,
+) -> float:
+    def shift(t: torch.Tensor) -> torch.Tensor:
+        return torch.roll(t, shifts=(sign * dy, sign * dx), dims=(-2, -1))
+
+    with torch.no_grad():
+        shifted_out, out_of_shifted = shift(layer(images)), layer(shift(images))
+        norm = out_of_shifted.norm() if by_shifted_input else shifted_out.norm()
+        return ((out_of_shifted - shifted_out).norm() / norm).item()
+
+
+def stub(*args: Any) -> Any:
+    raise NotImplementedError("replace this line with your solution")
+
+
+SOLUTIONS = {
+    "layer_params": (ch01.check_layer_params, layer_params),
+    "conv_matrix": (ch01.check_conv_matrix, conv_matrix),
+    "equivariance_error": (ch01.check_equivariance_error, equivariance_error),
+}
+
+
+def test_chapter_registry() -> None:
+    assert [e.name for e in CHAPTERS["01"]] == list(SOLUTIONS)
+    assert [e.points for e in CHAPTERS["01"]] == [2, 3, 2]
+
+
+@pytest.mark.parametrize("name", list(SOLUTIONS))
+def test_solution_passes(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    checker, solution = SOLUTIONS[name]
+    result = checker(solution)
+    assert result.passed, result.message
+    out = capsys.readouterr().out
+    assert out.startswith(f"✓ {name}: all ") and out.endswith(
+        " random cases match the reference.\n"
+    )
+    assert out.count("\n") == 1  # one sentence, one line
+
+
+@pytest.mark.parametrize("name", list(SOLUTIONS))
+def test_stub_says_not_implemented(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    result = SOLUTIONS[name][0](stub)
+    assert not result.passed
+    assert result.message == (
+        f"✗ {name} is not implemented yet: replace the `raise NotImplementedError` line with "
+        "your code."
+    )
+    assert capsys.readouterr().out == result.message + "\n"
+
+
+def _forgot_bias(layer: nn.Module) -> int:
+    return layer_params(layer) - (layer.bias.numel() if layer.bias is not None else 0)
+
+
+WRONG = [
+    # (checker, wrong function, substrings the one-sentence reason must contain)
+    (ch01.check_layer_params, _forgot_bias, ["layer_params returned", "; expected", "bias=True"]),
+    (
+        ch01.check_layer_params,
+        lambda layer: torch.tensor(layer_params(layer)),
+        ["should return an int, got torch.Tensor"],
+    ),
+    (
+        ch01.check_conv_matrix,
+        lambda k, h, w: conv_matrix(k, h, w, off=0),
+        ["conv_matrix returned shape (", "kernel on an image of size", "; expected ("],
+    ),
+    (
+        ch01.check_conv_matrix,
+        lambda k, h, w: conv_matrix(k.float(), h, w),
+        ["dtype torch.float32", "expected torch.float64"],
+    ),
+    (
+        ch01.check_conv_matrix,
+        lambda k, h, w: conv_matrix(k.flip(0, 1), h, w),
+        ["conv_matrix returned wrong values for a", "entry (", "entries differ"],
+    ),
+    (
+        ch01.check_conv_matrix,
+        lambda k, h, w: conv_matrix(k, h, w) * float("nan"),
+        ["nan (not a number)"],
+    ),
+    (
+        ch01.check_equivariance_error,
+        lambda *a: equivariance_error(*a, sign=-1),
+        ["equivariance_error returned", "; expected", "dx="],
+    ),
+    (
+        ch01.check_equivariance_error,
+        lambda *a: equivariance_error(*a, by_shifted_input=True),
+        ["equivariance_error returned", "; expected"],
+    ),
+    (
+        ch01.check_equivariance_error,
+        lambda *a: torch.tensor(equivariance_error(*a)),
+        ["should return a Python float, got torch.Tensor (use .item())"],
+    ),
+    (
+        ch01.check_conv_matrix,
+        lambda k, h, w: 1 / 0,
+        ["raised ZeroDivisionError (division by zero) for a"],
+    ),
+]
+
+
+@pytest.mark.parametrize("checker, wrong, expected", WRONG)
+def test_wrong_answers_get_one_sentence(checker: Any, wrong: Any, expected: list[str]) -> None:
+    result = checker(wrong)
+    assert not result.passed
+    assert result.message.startswith("✗ ") and result.message.endswith(".")
+    assert "\n" not in result.message
+    for part in expected:
+        assert part in result.message, result.message
+
+
+def test_fresh_random_cases_on_every_call() -> None:
+    seen: list[list[str]] = []
+
+    def spy(kernel: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        seen[-1].append(f"{kernel.tolist()} {height} {width}")
+        return conv_matrix(kernel, height, width)
+
+    for _ in range(2):
+        seen.append([])
+        assert ch01.check_conv_matrix(spy).passed
+    assert len(seen[0]) == len(seen[1]) == 20
+    assert seen[0] != seen[1]
+    # ... and a seed reproduces a run exactly
+    seen.clear()
+    for _ in range(2):
+        seen.append([])
+        ch01.check_conv_matrix(spy, seed=7)
+    assert seen[0] == seen[1]
+
+
+def test_check_never_raises() -> None:
+    assert not check(ch01.LAYER_PARAMS, "not a function").passed
+
+    def exits(layer: nn.Module) -> int:
+        raise SystemExit(3)
+
+    result = ch01.check_layer_params(exits)
+    assert "called sys.exit" in result.message
+
+
+def test_arguments_are_fresh_for_the_reference() -> None:
+    """A function that changes its arguments cannot change the expected answer."""
+
+    def vandal(kernel: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        matrix = conv_matrix(kernel, height, width)
+        kernel.zero_()
+        return matrix
+
+    assert ch01.check_conv_matrix(vandal).passed
+
+
+def test_opaque_outputs_are_described() -> None:
+    expected = torch.zeros(2, 2, dtype=torch.float64)
+    message = compare_tensor("f", expected, Opaque("torch.Tensor", "too large"), "x")
+    assert message == "f returned a tensor that cannot be checked (too large) for x."
+    message = compare_tensor("f", expected, Opaque("numpy.ndarray"), "x")
+    assert message == "f should return a torch.Tensor, got numpy.ndarray, for x."

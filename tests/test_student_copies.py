@@ -145,9 +145,14 @@ def test_only_graded_cells_change(source: Path) -> None:
             assert after == before
 
 
-def test_chapter_1_metadata_matches_the_checks() -> None:
-    nb = read(SOLUTIONS_DIR / "01_motivation.ipynb")
-    specs = CHAPTERS["01"]
+def _chapter(source: Path) -> str:
+    return source.name[:2]
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=[p.stem for p in SOURCES])
+def test_metadata_matches_the_checks(source: Path) -> None:
+    nb = read(source)
+    specs = CHAPTERS[_chapter(source)]
     solutions = [c.metadata.nbgrader for c in nb.cells if graded(c, "solution")]
     checks = [c.metadata.nbgrader for c in nb.cells if graded(c, "grade")]
     assert [m["grade_id"] for m in solutions] == [e.grade_id for e in specs]
@@ -155,13 +160,16 @@ def test_chapter_1_metadata_matches_the_checks() -> None:
     assert all(m["locked"] and not m["solution"] for m in checks)
 
 
-def test_unsolved_copy_runs_and_says_not_implemented() -> None:
-    """Run the exercise and check cells of the student copy (after the imports they need)."""
-    nb = read(NOTEBOOKS_DIR / "01_motivation.ipynb")
+@pytest.mark.parametrize("source", SOURCES, ids=[p.stem for p in SOURCES])
+def test_unsolved_copy_runs_and_says_not_implemented(source: Path) -> None:
+    """Run the exercise and check cells of a student copy (after the imports chapters make)."""
+    chapter = _chapter(source)
+    nb = read(NOTEBOOKS_DIR / source.name)
     namespace: dict[str, object] = {}
     exec(  # noqa: S102 - the imports a chapter makes
-        "import math\nimport torch\nimport torch.nn.functional as F\nfrom torch import nn\n"
-        "from cnncourse.checks import ch01\n",
+        "import math\nfrom typing import Any, Callable\nimport torch\n"
+        "import torch.nn.functional as F\nfrom torch import Tensor, nn\n"
+        f"from cnncourse.checks import ch{chapter}\n",
         namespace,
     )
     out = io.StringIO()
@@ -173,5 +181,5 @@ def test_unsolved_copy_runs_and_says_not_implemented() -> None:
     assert lines == [
         f"✗ {e.name} is not implemented yet: replace the `raise NotImplementedError` line with "
         "your code."
-        for e in CHAPTERS["01"]
+        for e in CHAPTERS[chapter]
     ]

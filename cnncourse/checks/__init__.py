@@ -1,7 +1,8 @@
 """Graded-exercise checks: instant feedback in the notebooks and the autograder's test specs.
 
 - :mod:`cnncourse.checks.core`: :class:`Exercise`, :func:`check` and the comparisons.
-- :mod:`cnncourse.checks.ch01`: chapter 1's exercises (``ch01.check_layer_params(fn)``, ...).
+- :mod:`cnncourse.checks.ch01`, ``ch02``, ...: each chapter's exercises
+  (``ch01.check_layer_params(fn)``, ...), found by their ``chNN`` module names.
 - :mod:`cnncourse.checks.worker`: the sandboxed process that runs a submission for the grader.
 
 Usage in a notebook's check cell::
@@ -12,13 +13,30 @@ Usage in a notebook's check cell::
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+import re
+
 from cnncourse.checks import ch01
 from cnncourse.checks.core import Case, CheckResult, Exercise, Opaque, check
 
 __all__ = ["CHAPTERS", "Case", "CheckResult", "Exercise", "Opaque", "ch01", "check", "exercises"]
 
-CHAPTERS: dict[str, tuple[Exercise, ...]] = {"01": ch01.EXERCISES}
-"""Every chapter's graded exercises, by two-digit chapter number."""
+
+def _discover() -> dict[str, tuple[Exercise, ...]]:
+    """Every ``chNN`` module in this package, by its two-digit chapter number."""
+    found: dict[str, tuple[Exercise, ...]] = {}
+    for info in pkgutil.iter_modules(__path__):
+        match = re.fullmatch(r"ch(\d\d)", info.name)
+        if match:
+            module = importlib.import_module(f"{__name__}.{info.name}")
+            found[match.group(1)] = tuple(module.EXERCISES)
+    return dict(sorted(found.items()))
+
+
+CHAPTERS: dict[str, tuple[Exercise, ...]] = _discover()
+"""Every chapter's graded exercises, by two-digit chapter number (each ``chNN`` module's
+``EXERCISES``)."""
 
 
 def exercises(chapter: str) -> tuple[Exercise, ...]:

@@ -16,6 +16,8 @@ from urllib.error import URLError
 
 import pytest
 import torchvision.datasets.utils as tv_utils
+from book_build import book_root, html_dir  # noqa: F401  (one book build per session)
+from browser import browser_fixture  # noqa: F401  (one Chromium per session)
 from fake_data import ENV_VARS, MNIST_FILES, FakeCIFAR, FakeMNIST, write_cifar, write_mnist_like
 from torchvision import datasets
 

@@ -1,109 +1,23 @@
 """The Jupyter Book builds with warnings as errors, serves MathJax itself and loads nothing remote.
 
-The book is built once per session from a copy of its sources in a temporary folder, so the test
-never touches the working tree's ``_build/`` and never sees a stale page. The copy gets one extra
-page, a notebook with saved ipywidgets state and a progress-bar widget output, because such
-outputs are what make myst-nb pull require.js and the widget manager from a CDN.
+The book is built once per session (the ``html_dir`` fixture of ``tests/book_build.py``, shared
+with the browser tests) from a copy of its sources in a temporary folder, so the test never touches
+the working tree's ``_build/`` and never sees a stale page. The copy gets one extra page, a
+notebook with saved ipywidgets state and a progress-bar widget output, because such outputs are
+what make myst-nb pull require.js and the widget manager from a CDN.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import shutil
-import sys
 from pathlib import Path
-from types import ModuleType
 from urllib.parse import urlparse
 
-import nbformat
-import pytest
 import yaml
+from book_build import PROGRESS_TEXT, REPO_ROOT, WIDGET_PAGE, WIDGET_VIEW, build_tool
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-BOOK_SOURCES = ("_config.yml", "_toc.yml", "book", "notebooks")
 CHAPTER = "notebooks/01_motivation"
-WIDGET_PAGE = "notebooks/widget_probe"
-WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
-WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-PROGRESS_TEXT = "100%|##########| 3/3 [00:00<00:00, 10.0it/s]"
-
-
-def _load_build_tool() -> ModuleType:
-    path = REPO_ROOT / "tools" / "build_book.py"
-    spec = importlib.util.spec_from_file_location("build_book", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-build_tool = _load_build_tool()
-
-
-def _widget_notebook() -> nbformat.NotebookNode:
-    """A notebook like a committed chapter that still has tqdm.auto widget state in it."""
-    model_id = "0123456789abcdef0123456789abcdef"
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nb.metadata["widgets"] = {
-        WIDGET_STATE: {
-            "state": {
-                model_id: {
-                    "model_name": "FloatProgressModel",
-                    "model_module": "@jupyter-widgets/controls",
-                    "model_module_version": "2.0.0",
-                    "state": {"value": 3, "max": 3},
-                }
-            },
-            "version_major": 2,
-            "version_minor": 0,
-        }
-    }
-    output = nbformat.v4.new_output(
-        "display_data",
-        data={
-            "text/plain": PROGRESS_TEXT,
-            WIDGET_VIEW: {"version_major": 2, "version_minor": 0, "model_id": model_id},
-        },
-    )
-    nb.cells = [
-        nbformat.v4.new_markdown_cell("# Widget probe\n\nA progress bar saved as a widget."),
-        nbformat.v4.new_code_cell("progress()", execution_count=1, outputs=[output]),
-    ]
-    nbformat.validate(nb)
-    return nb
-
-
-@pytest.fixture(scope="session")
-def book_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("book")
-    for name in BOOK_SOURCES:
-        source = REPO_ROOT / name
-        if source.is_dir():
-            shutil.copytree(
-                source, root / name, ignore=shutil.ignore_patterns(".ipynb_checkpoints")
-            )
-        else:
-            shutil.copy2(source, root / name)
-    nbformat.write(_widget_notebook(), root / f"{WIDGET_PAGE}.ipynb")
-    toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
-    chapters = next(part for part in toc["parts"] if part["caption"] == "Chapters")
-    chapters["chapters"].append({"file": WIDGET_PAGE})
-    (root / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False), encoding="utf-8")
-    return root
-
-
-@pytest.fixture(scope="session")
-def html_dir(book_root: Path) -> Path:
-    """Build the copy with -W; ``build_book`` raises if the build or its offline check fails."""
-    return build_tool.build_book(book_root, repo_root=REPO_ROOT, fresh=True)
 
 
 def _page(html_dir: Path, docname: str) -> str:

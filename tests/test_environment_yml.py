@@ -19,7 +19,8 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parent.parent
-CONDA_TO_PYPI = {"pytorch": "torch"}  # conda-forge names that differ from the PyPI ones
+# conda-forge names that differ from the PyPI ones
+CONDA_TO_PYPI = {"pytorch": "torch", "playwright-python": "playwright"}
 ALLOWED_EXTRAS = {"python", "pip"}
 _CONDA_SPEC = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*((?:[<>=!]=?\s*[\w.*+]+\s*,?\s*)*)$")
 

@@ -1,0 +1,281 @@
+"""Chapter 2's instant-feedback checks: the solutions pass, each typical wrong answer gets the right
+one-sentence reason, a stub says "not implemented yet", and the receptive-field reference (a
+backpropagation measurement) agrees with the textbook recurrence."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnncourse.checks import CHAPTERS, ch02
+from cnncourse.checks.core import fresh_generator
+
+
+def conv2d_loops(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: int = 1,
+    padding: int = 0,
+    dilation: int = 1,
+    *,
+    use_dilation: bool = True,
+    use_bias: bool = True,
+    flip: bool = False,
+) -> torch.Tensor:
+    d = dilation if use_dilation else 1
+    if flip:
+        weight = weight.flip(-2, -1)
+    n, _, h, w = x.shape
+    c_out, _, kh, kw = weight.shape
+    padded = F.pad(x, (padding,) * 4)
+    out_h = (h + 2 * padding - d * (kh - 1) - 1) // stride + 1
+    out_w = (w + 2 * padding - d * (kw - 1) - 1) // stride + 1
+    out = torch.zeros(n, c_out, out_h, out_w, dtype=x.dtype)
+    for b in range(n):
+        for o in range(c_out):
+            for i in range(out_h):
+                for j in range(out_w):
+                    top, left = i * stride, j * stride
+                    patch = padded[
+                        b, :, top : top + d * (kh - 1) + 1 : d, left : left + d * (kw - 1) + 1 : d
+                    ]
+                    value = (patch * weight[o]).sum()
+                    if bias is not None and use_bias:
+                        value = value + bias[o]
+                    out[b, o, i, j] = value
+    return out
+
+
+def output_size(
+    size: int,
+    kernel: int,
+    stride: int = 1,
+    padding: int | str = 0,
+    dilation: int = 1,
+    *,
+    use_dilation: bool = True,
+    ceil: bool = False,
+) -> int:
+    if padding == "same":
+        return size
+    if padding == "valid":
+        padding = 0
+    assert isinstance(padding, int)
+    span = (dilation if use_dilation else 1) * (kernel - 1) + 1
+    free = size + 2 * padding - span
+    return (free + stride - 1) // stride + 1 if ceil else free // stride + 1
+
+
+def _first(value: Any) -> int:
+    return value if isinstance(value, int) else int(value[0])
+
+
+def receptive_field(
+    layers: nn.Sequential, *, use_jump: bool = True, use_dilation: bool = True
+) -> int:
+    field, jump = 1, 1
+    for layer in layers:
+        if isinstance(layer, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+            k, s = _first(layer.kernel_size), _first(layer.stride)
+            d = _first(getattr(layer, "dilation", 1)) if use_dilation else 1
+            field += (k - 1) * d * (jump if use_jump else 1)
+            jump *= s
+    return field
+
+
+def conv2d_unfold(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: int = 1,
+    padding: int = 0,
+    dilation: int = 1,
+    *,
+    use_bias: bool = True,
+    swap: bool = False,
+) -> torch.Tensor:
+    n, _, h, w = x.shape
+    c_out, _, kh, kw = weight.shape
+    columns = F.unfold(x, (kh, kw), dilation=dilation, padding=padding, stride=stride)
+    out = weight.reshape(c_out, -1) @ columns
+    if bias is not None and use_bias:
+        out = out + bias[:, None]
+    out_h = (h + 2 * padding - dilation * (kh - 1) - 1) // stride + 1
+    out_w = (w + 2 * padding - dilation * (kw - 1) - 1) // stride + 1
+    if swap:  # a plausible mistake: height and width read in the wrong order
+        return out.reshape(n, c_out, out_w, out_h).transpose(-2, -1).contiguous()
+    return out.reshape(n, c_out, out_h, out_w)
+
+
+def stub(*args: Any) -> Any:
+    raise NotImplementedError("replace this line with your solution")
+
+
+SOLUTIONS = {
+    "conv2d_loops": (ch02.check_conv2d_loops, conv2d_loops),
+    "output_size": (ch02.check_output_size, output_size),
+    "receptive_field": (ch02.check_receptive_field, receptive_field),
+    "conv2d_unfold": (ch02.check_conv2d_unfold, conv2d_unfold),
+}
+
+
+def test_chapter_registry() -> None:
+    assert [e.name for e in CHAPTERS["02"]] == list(SOLUTIONS)
+    assert [e.points for e in CHAPTERS["02"]] == [4, 2, 3, 3]
+    assert [e.grade_id for e in CHAPTERS["02"]] == [
+        "ex1-conv2d_loops",
+        "ex2-output_size",
+        "ex3-receptive_field",
+        "ex4-conv2d_unfold",
+    ]
+
+
+@pytest.mark.parametrize("name", list(SOLUTIONS))
+def test_solution_passes(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    checker, solution = SOLUTIONS[name]
+    result = checker(solution)
+    assert result.passed, result.message
+    out = capsys.readouterr().out
+    assert out.startswith(f"✓ {name}: all ") and out.endswith(
+        " random cases match the reference.\n"
+    )
+    assert out.count("\n") == 1
+
+
+@pytest.mark.parametrize("name", list(SOLUTIONS))
+def test_stub_says_not_implemented(name: str) -> None:
+    result = SOLUTIONS[name][0](stub)
+    assert not result.passed
+    assert result.message == (
+        f"✗ {name} is not implemented yet: replace the `raise NotImplementedError` line with "
+        "your code."
+    )
+
+
+WRONG = [
+    # (checker, wrong function, substrings the one-sentence reason must contain)
+    (
+        ch02.check_conv2d_loops,
+        lambda *a: conv2d_loops(*a, use_bias=False),
+        ["conv2d_loops returned wrong values for input (", "a bias", "entries differ"],
+    ),
+    (
+        ch02.check_conv2d_loops,
+        lambda *a: conv2d_loops(*a, use_dilation=False),
+        ["conv2d_loops returned", "dilation 2"],
+    ),
+    (
+        ch02.check_conv2d_loops,
+        lambda *a: conv2d_loops(*a, flip=True),
+        ["conv2d_loops returned wrong values for input ("],
+    ),
+    (
+        ch02.check_conv2d_loops,
+        lambda *a: conv2d_loops(*a).float(),
+        ["dtype torch.float32", "expected torch.float64"],
+    ),
+    (
+        ch02.check_output_size,
+        lambda *a: output_size(*a, use_dilation=False),
+        ["output_size returned", "; expected", "dilation="],
+    ),
+    (ch02.check_output_size, lambda *a: output_size(*a, ceil=True), ["; expected"]),
+    (
+        ch02.check_output_size,
+        lambda *a: float(output_size(*a)),
+        ["output_size should return an int, got float"],
+    ),
+    (
+        ch02.check_output_size,
+        lambda size, kernel, stride, padding, dilation: output_size(
+            size, kernel, stride, 0 if isinstance(padding, str) else padding, dilation
+        ),
+        ["padding='same'", "; expected"],
+    ),
+    (
+        ch02.check_receptive_field,
+        lambda layers: receptive_field(layers, use_jump=False),
+        ["receptive_field returned", "for the stack [", "; expected"],
+    ),
+    (
+        ch02.check_receptive_field,
+        lambda layers: receptive_field(layers, use_dilation=False),
+        ["receptive_field returned", "d="],
+    ),
+    (
+        ch02.check_receptive_field,
+        lambda layers: torch.tensor(receptive_field(layers)),
+        ["should return an int, got torch.Tensor (use int(...) or .item())"],
+    ),
+    (
+        ch02.check_conv2d_unfold,
+        lambda *a: conv2d_unfold(*a, use_bias=False),
+        ["conv2d_unfold returned wrong values", "a bias"],
+    ),
+    (ch02.check_conv2d_unfold, lambda *a: conv2d_unfold(*a, swap=True), ["conv2d_unfold returned"]),
+    (
+        ch02.check_conv2d_unfold,
+        lambda x, w, b, s, p, d: conv2d_unfold(x, w, b, 1, p, d),
+        ["conv2d_unfold returned shape (", "stride"],
+    ),
+]
+
+
+@pytest.mark.parametrize("checker, wrong, expected", WRONG)
+def test_wrong_answers_get_one_sentence(checker: Any, wrong: Any, expected: list[str]) -> None:
+    result = checker(wrong)
+    assert not result.passed
+    assert result.message.startswith("✗ ") and result.message.endswith(".")
+    assert "\n" not in result.message
+    for part in expected:
+        assert part in result.message, result.message
+
+
+def test_seed_reproduces_cases_and_calls_differ() -> None:
+    seen: list[list[str]] = []
+
+    def spy(size: int, kernel: int, stride: int, padding: int | str, dilation: int) -> int:
+        seen[-1].append(f"{size} {kernel} {stride} {padding} {dilation}")
+        return output_size(size, kernel, stride, padding, dilation)
+
+    for seed in (None, None, 5, 5):
+        seen.append([])
+        assert ch02.check_output_size(spy, seed=seed).passed
+    assert seen[0] != seen[1]
+    assert seen[2] == seen[3]
+    assert any("'same'" in line or "same" in line for line in seen[0])
+
+
+def test_measured_receptive_field_matches_the_recurrence() -> None:
+    generator, _ = fresh_generator(11)
+    for case in ch02.RECEPTIVE_FIELD.make_cases(generator):
+        (layers,) = ch02.RECEPTIVE_FIELD.build(case)
+        assert ch02.measured_receptive_field(layers) == receptive_field(layers)
+    known = {
+        3: nn.Sequential(nn.Conv2d(1, 1, 3)),
+        7: nn.Sequential(nn.Conv2d(1, 1, 3), nn.ReLU(), nn.Conv2d(1, 1, 3), nn.Conv2d(1, 1, 3)),
+        22: nn.Sequential(*[m for _ in range(3) for m in (nn.Conv2d(1, 1, 3), nn.MaxPool2d(2))]),
+        15: nn.Sequential(*[nn.Conv2d(1, 1, 3, dilation=d) for d in (1, 2, 4)]),
+    }
+    for field, layers in known.items():
+        assert ch02.measured_receptive_field(layers) == field
+
+
+def test_measured_receptive_field_refuses_unknown_layers() -> None:
+    with pytest.raises(TypeError, match="does not handle Linear"):
+        ch02.measured_receptive_field(nn.Sequential(nn.Conv2d(1, 1, 3), nn.Linear(2, 2)))
+
+
+def test_conv_cases_cover_every_setting() -> None:
+    """The random cases exercise what the wrong answers above get wrong."""
+    generator, _ = fresh_generator(0)
+    cases = ch02.CONV2D_LOOPS.make_cases(generator)
+    assert any(c["bias"] is None for c in cases) and any(c["bias"] is not None for c in cases)
+    for case in cases:
+        out = ch02.CONV2D_LOOPS.expected(case)
+        assert out.dtype == torch.float64 and min(out.shape) >= 1

@@ -24,6 +24,7 @@ from tools.notebook_hygiene import (
     WIDGET_VIEW,
     check_executed,
     check_execution_order,
+    check_figure_alt_text,
     check_file_size,
     check_has_nbval_check,
     check_image_sizes,
@@ -239,6 +240,19 @@ def test_oversized_image() -> None:
     (problem,) = check_image_sizes(nb)
     assert "image/png output of 400 kB, over the 300 kB limit" in problem
     assert check_image_sizes(nb, limit=500_000) == []
+
+
+def test_figure_without_alt_text() -> None:
+    nb = clean()
+    figure = new_output("display_data", data={"image/png": "iVBOR", "text/plain": "<Figure>"})
+    nb.cells[2].outputs.append(figure)
+    (problem,) = check_figure_alt_text(nb)
+    assert problem.startswith("cell 2 (In [2])") and "without alt text" in problem
+    assert '{"mystnb": {"image": {"alt":' in problem
+    nb.cells[2].metadata["mystnb"] = {"image": {"alt": "   "}}
+    assert len(check_figure_alt_text(nb)) == 1
+    nb.cells[2].metadata["mystnb"] = {"image": {"alt": "a digit"}}
+    assert check_figure_alt_text(nb) == []
 
 
 def test_oversized_notebook_file(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ __all__ = [
     "WIDGET_VIEW",
     "check_executed",
     "check_execution_order",
+    "check_figure_alt_text",
     "check_file_size",
     "check_has_nbval_check",
     "check_image_sizes",
@@ -291,6 +292,30 @@ def check_image_sizes(nb: NotebookNode, limit: int = MAX_IMAGE_BYTES) -> list[st
     return problems
 
 
+def check_figure_alt_text(nb: NotebookNode) -> list[str]:
+    """Every code cell with an image output describes it in ``metadata.mystnb.image.alt``.
+
+    MyST-NB gives a notebook figure that alt text in the book; without it the image's alt is
+    only its file name, which a screen reader reads out as noise.
+    """
+    problems = []
+    for index, cell in enumerate(nb.cells):
+        images = [
+            o
+            for o in cell.get("outputs", [])
+            if any(m.startswith("image/") for m in o.get("data", {}))
+        ]
+        if not images:
+            continue
+        alt = cell.get("metadata", {}).get("mystnb", {}).get("image", {}).get("alt", "")
+        if not (isinstance(alt, str) and alt.strip()):
+            problems.append(
+                f"{_label(index, cell)} shows a figure without alt text; describe it in the cell's "
+                'metadata as {"mystnb": {"image": {"alt": "what the figure shows"}}}'
+            )
+    return problems
+
+
 def check_file_size(path: Path, limit: int = MAX_NOTEBOOK_BYTES) -> list[str]:
     """The notebook file is at most ``limit`` bytes."""
     size = Path(path).stat().st_size
@@ -315,6 +340,7 @@ RULES: dict[str, Rule] = {
     "parameters-cell": check_parameters_cell,
     "nbval-check": check_has_nbval_check,
     "image-sizes": check_image_sizes,
+    "figure-alt-text": check_figure_alt_text,
 }
 
 

@@ -21,6 +21,7 @@ from cnncourse.checks.core import (
     compare_float,
     compare_int,
     compare_tensor,
+    draw_int,
 )
 
 __all__ = [
@@ -35,38 +36,33 @@ __all__ = [
 ]
 
 
-def _draw(generator: torch.Generator, low: int, high: int) -> int:
-    """A random int in ``[low, high]`` (both included)."""
-    return int(torch.randint(low, high + 1, (1,), generator=generator))
-
-
 # --- Exercise 1: layer_params ------------------------------------------------------------------
 
 
 def _layer_cases(generator: torch.Generator) -> list[Case]:
     cases: list[Case] = []
     for _ in range(50):
-        bias = bool(_draw(generator, 0, 1))
-        if _draw(generator, 0, 1):
+        bias = bool(draw_int(generator, 0, 1))
+        if draw_int(generator, 0, 1):
             cases.append(
                 {
                     "kind": "linear",
-                    "in_features": _draw(generator, 1, 300),
-                    "out_features": _draw(generator, 1, 300),
+                    "in_features": draw_int(generator, 1, 300),
+                    "out_features": draw_int(generator, 1, 300),
                     "bias": bias,
                 }
             )
         else:
-            groups = _draw(generator, 1, 4)
+            groups = draw_int(generator, 1, 4)
             cases.append(
                 {
                     "kind": "conv",
-                    "in_channels": groups * _draw(generator, 1, 8),
-                    "out_channels": groups * _draw(generator, 1, 8),
-                    "kernel_size": (_draw(generator, 1, 7), _draw(generator, 1, 7)),
+                    "in_channels": groups * draw_int(generator, 1, 8),
+                    "out_channels": groups * draw_int(generator, 1, 8),
+                    "kernel_size": (draw_int(generator, 1, 7), draw_int(generator, 1, 7)),
                     "groups": groups,
-                    "stride": _draw(generator, 1, 3),
-                    "padding": _draw(generator, 0, 2),
+                    "stride": draw_int(generator, 1, 3),
+                    "padding": draw_int(generator, 0, 2),
                     "bias": bias,
                 }
             )
@@ -125,12 +121,12 @@ LAYER_PARAMS = Exercise(
 def _matrix_cases(generator: torch.Generator) -> list[Case]:
     cases: list[Case] = []
     for _ in range(20):
-        kh, kw = _draw(generator, 1, 4), _draw(generator, 1, 4)
+        kh, kw = draw_int(generator, 1, 4), draw_int(generator, 1, 4)
         cases.append(
             {
                 "kernel": torch.randn(kh, kw, generator=generator, dtype=torch.float64),
-                "height": kh + _draw(generator, 0, 7),
-                "width": kw + _draw(generator, 0, 7),
+                "height": kh + draw_int(generator, 0, 7),
+                "width": kw + draw_int(generator, 0, 7),
             }
         )
     return cases
@@ -186,20 +182,20 @@ def _equivariance_cases(generator: torch.Generator) -> list[Case]:
     kinds = ("circularly padded convolution", "zero-padded convolution", "position scale")
     for index in range(21):
         kind = kinds[index % 3]
-        n, c = _draw(generator, 1, 3), _draw(generator, 1, 3)
-        h, w = _draw(generator, 6, 12), _draw(generator, 6, 12)
+        n, c = draw_int(generator, 1, 3), draw_int(generator, 1, 3)
+        h, w = draw_int(generator, 6, 12), draw_int(generator, 6, 12)
         case: Case = {
             "kind": kind,
             "images": torch.randn(n, c, h, w, generator=generator, dtype=torch.float64),
-            "dx": _draw(generator, -5, 5),
-            "dy": _draw(generator, -5, 5),
+            "dx": draw_int(generator, -5, 5),
+            "dy": draw_int(generator, -5, 5),
         }
         if kind == "position scale":
             case["scale"] = torch.rand(h, w, generator=generator, dtype=torch.float64) + 0.5
         else:
-            k = 2 * _draw(generator, 0, 2) + 1
+            k = 2 * draw_int(generator, 0, 2) + 1
             case["weight"] = torch.randn(
-                _draw(generator, 1, 4), c, k, k, generator=generator, dtype=torch.float64
+                draw_int(generator, 1, 4), c, k, k, generator=generator, dtype=torch.float64
             )
             case["bias"] = torch.randn(case["weight"].shape[0], generator=generator).double()
         cases.append(case)

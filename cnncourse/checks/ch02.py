@@ -15,7 +15,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnncourse.checks.core import Case, CheckResult, Exercise, check, compare_int, compare_tensor
+from cnncourse.checks.core import (
+    Case,
+    CheckResult,
+    Exercise,
+    check,
+    compare_int,
+    compare_tensor,
+    draw_int,
+)
 
 __all__ = [
     "CONV2D_LOOPS",
@@ -31,11 +39,6 @@ __all__ = [
 ]
 
 
-def _draw(generator: torch.Generator, low: int, high: int) -> int:
-    """A random int in ``[low, high]`` (both included)."""
-    return int(torch.randint(low, high + 1, (1,), generator=generator))
-
-
 # --- Exercises 1 and 4: conv2d_loops and conv2d_unfold ------------------------------------------
 
 
@@ -43,18 +46,18 @@ def _conv_cases(generator: torch.Generator, count: int, batch: int, channels: in
     """Random convolutions whose output is at least 1x1: sizes, strides, paddings, dilations."""
     cases: list[Case] = []
     for index in range(count):
-        n, c_in = _draw(generator, 1, batch), _draw(generator, 1, channels)
-        c_out = _draw(generator, 1, channels)
-        kh, kw = _draw(generator, 1, 3), _draw(generator, 1, 3)
+        n, c_in = draw_int(generator, 1, batch), draw_int(generator, 1, channels)
+        c_out = draw_int(generator, 1, channels)
+        kh, kw = draw_int(generator, 1, 3), draw_int(generator, 1, 3)
         stride, padding, dilation = (
-            _draw(generator, 1, 3),
-            _draw(generator, 0, 2),
-            _draw(generator, 1, 2),
+            draw_int(generator, 1, 3),
+            draw_int(generator, 0, 2),
+            draw_int(generator, 1, 2),
         )
         # the dilated kernel must fit in the padded input
         low_h = max(1, dilation * (kh - 1) + 1 - 2 * padding)
         low_w = max(1, dilation * (kw - 1) + 1 - 2 * padding)
-        h, w = _draw(generator, low_h, low_h + 6), _draw(generator, low_w, low_w + 6)
+        h, w = draw_int(generator, low_h, low_h + 6), draw_int(generator, low_w, low_w + 6)
         cases.append(
             {
                 "x": torch.randn(n, c_in, h, w, generator=generator, dtype=torch.float64),
@@ -137,15 +140,15 @@ CONV2D_UNFOLD = Exercise(
 def _size_cases(generator: torch.Generator) -> list[Case]:
     cases: list[Case] = []
     for index in range(40):
-        kernel, dilation = _draw(generator, 1, 7), _draw(generator, 1, 3)
+        kernel, dilation = draw_int(generator, 1, 7), draw_int(generator, 1, 3)
         span = dilation * (kernel - 1) + 1
         if index % 5 == 0:  # the string forms nn.Conv2d accepts ('same' only with stride 1)
             padding: int | str = "same" if index % 10 == 0 else "valid"
-            stride = 1 if padding == "same" else _draw(generator, 1, 4)
-            size = _draw(generator, span, span + 40)
+            stride = 1 if padding == "same" else draw_int(generator, 1, 4)
+            size = draw_int(generator, span, span + 40)
         else:
-            padding, stride = _draw(generator, 0, 3), _draw(generator, 1, 4)
-            size = _draw(generator, max(1, span - 2 * padding), span + 40)
+            padding, stride = draw_int(generator, 0, 3), draw_int(generator, 1, 4)
+            size = draw_int(generator, max(1, span - 2 * padding), span + 40)
         cases.append(
             {
                 "size": size,
@@ -246,34 +249,36 @@ def _field_cases(generator: torch.Generator) -> list[Case]:
     for _ in range(25):
         specs: list[dict[str, Any]] = []
         channels = 1
-        for _ in range(_draw(generator, 1, 6)):
-            kind = ("conv", "conv", "maxpool", "avgpool", "elementwise")[_draw(generator, 0, 4)]
+        for _ in range(draw_int(generator, 1, 6)):
+            kind = ("conv", "conv", "maxpool", "avgpool", "elementwise")[draw_int(generator, 0, 4)]
             if kind == "conv":
-                out = _draw(generator, 1, 3)
+                out = draw_int(generator, 1, 3)
                 specs.append(
                     {
                         "kind": "conv",
                         "in": channels,
                         "out": out,
-                        "kernel": _draw(generator, 1, 5),
-                        "stride": _draw(generator, 1, 2),
-                        "dilation": _draw(generator, 1, 3),
-                        "padding": _draw(generator, 0, 2),
+                        "kernel": draw_int(generator, 1, 5),
+                        "stride": draw_int(generator, 1, 2),
+                        "dilation": draw_int(generator, 1, 3),
+                        "padding": draw_int(generator, 0, 2),
                     }
                 )
                 channels = out
             elif kind in ("maxpool", "avgpool"):
-                kernel = _draw(generator, 2, 3)
+                kernel = draw_int(generator, 2, 3)
                 specs.append(
                     {
                         "kind": kind,
                         "kernel": kernel,
-                        "stride": _draw(generator, 1, kernel),
-                        "as_pair": bool(_draw(generator, 0, 1)),
+                        "stride": draw_int(generator, 1, kernel),
+                        "as_pair": bool(draw_int(generator, 0, 1)),
                     }
                 )
             else:
-                specs.append({"kind": _ELEMENTWISE[_draw(generator, 0, 2)], "channels": channels})
+                specs.append(
+                    {"kind": _ELEMENTWISE[draw_int(generator, 0, 2)], "channels": channels}
+                )
         cases.append({"layers": specs})
     return cases
 

@@ -21,6 +21,7 @@ from cnncourse.checks.core import (
     check,
     compare_float,
     compare_tensor,
+    draw_int,
 )
 
 __all__ = [
@@ -38,11 +39,6 @@ __all__ = [
 ]
 
 
-def _draw(generator: torch.Generator, low: int, high: int) -> int:
-    """A random int in ``[low, high]`` (both included)."""
-    return int(torch.randint(low, high + 1, (1,), generator=generator))
-
-
 # --- Exercises 1 and 2: max_pool2d and its backward pass -----------------------------------------
 
 
@@ -54,15 +50,17 @@ def _pool_cases(generator: torch.Generator, count: int, with_grad: bool) -> list
     """
     cases: list[Case] = []
     for index in range(count):
-        kernel = _draw(generator, 2, 4) if index % 3 == 0 else _draw(generator, 1, 4)
+        kernel = draw_int(generator, 2, 4) if index % 3 == 0 else draw_int(generator, 1, 4)
         stride = (
-            _draw(generator, 1, kernel - 1) if index % 3 == 0 else _draw(generator, 1, kernel + 1)
+            draw_int(generator, 1, kernel - 1)
+            if index % 3 == 0
+            else draw_int(generator, 1, kernel + 1)
         )
         shape = (
-            _draw(generator, 1, 3),
-            _draw(generator, 1, 3),
-            kernel + _draw(generator, 0, 8),
-            kernel + _draw(generator, 0, 8),
+            draw_int(generator, 1, 3),
+            draw_int(generator, 1, 3),
+            kernel + draw_int(generator, 0, 8),
+            kernel + draw_int(generator, 0, 8),
         )
         case: Case = {
             "x": torch.randn(shape, generator=generator, dtype=torch.float64),
@@ -148,10 +146,10 @@ def _gap_cases(generator: torch.Generator) -> list[Case]:
     return [
         {
             "x": torch.randn(
-                _draw(generator, 1, 4),
-                _draw(generator, 1, 6),
-                _draw(generator, 1, 9),
-                _draw(generator, 1, 9),
+                draw_int(generator, 1, 4),
+                draw_int(generator, 1, 6),
+                draw_int(generator, 1, 9),
+                draw_int(generator, 1, 9),
                 generator=generator,
                 dtype=torch.float64,
             )
@@ -220,9 +218,9 @@ class PooledFeatures(nn.Module):
 def _invariance_cases(generator: torch.Generator) -> list[Case]:
     cases: list[Case] = []
     for index in range(18):
-        channels = _draw(generator, 1, 3)
-        out_channels = _draw(generator, 2, 6)
-        dx, dy = _draw(generator, -4, 4), _draw(generator, -4, 4)
+        channels = draw_int(generator, 1, 3)
+        out_channels = draw_int(generator, 2, 6)
+        dx, dy = draw_int(generator, -4, 4), draw_int(generator, -4, 4)
         if dx == dy == 0:
             dx = 1
         cases.append(
@@ -233,10 +231,10 @@ def _invariance_cases(generator: torch.Generator) -> list[Case]:
                 ),
                 "bias": torch.rand(out_channels, generator=generator, dtype=torch.float64),
                 "images": torch.rand(
-                    _draw(generator, 2, 5),
+                    draw_int(generator, 2, 5),
                     channels,
-                    _draw(generator, 8, 14),
-                    _draw(generator, 8, 14),
+                    draw_int(generator, 8, 14),
+                    draw_int(generator, 8, 14),
                     generator=generator,
                     dtype=torch.float64,
                 ),

@@ -37,6 +37,7 @@ __all__ = [
     "compare_float",
     "compare_int",
     "compare_tensor",
+    "draw_int",
     "error_sentence",
     "fresh_generator",
     "not_implemented_sentence",
@@ -102,6 +103,11 @@ def fresh_generator(seed: int | None = None) -> tuple[torch.Generator, int]:
     if seed is None:
         seed = secrets.randbits(62)
     return torch.Generator().manual_seed(seed), seed
+
+
+def draw_int(generator: torch.Generator, low: int, high: int) -> int:
+    """A random int in ``[low, high]`` (both included), drawn from ``generator``."""
+    return int(torch.randint(low, high + 1, (1,), generator=generator))
 
 
 def type_name(value: Any) -> str:

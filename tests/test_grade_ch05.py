@@ -1,0 +1,124 @@
+"""The autograder on chapter 5: full marks for the solutions, zero for the untouched student copy,
+and exactly the broken exercise's points lost for each wrong answer. One grader batch, run through
+the command line as an instructor would run it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE = ROOT / "solutions" / "05_architectures.ipynb"
+STUDENT = ROOT / "notebooks" / "05_architectures.ipynb"
+EX1, EX2, EX3 = "ex1-lenet5", "ex2-collect_activations", "ex3-receptive_field"
+POINTS = {"lenet5_logits": 3, "collect_activations": 2, "receptive_field": 3}
+
+
+def solved_cells() -> dict[str, str]:
+    nb = nbformat.read(str(SOURCE), as_version=4)
+    return {
+        c.metadata["nbgrader"]["grade_id"]: c.source
+        for c in nb.cells
+        if c.metadata.get("nbgrader", {}).get("solution")
+    }
+
+
+def edited(grade_id: str, old: str, new: str) -> str:
+    source = solved_cells()[grade_id]
+    assert old in source, f"the solution of {grade_id} no longer contains {old!r}"
+    return source.replace(old, new)
+
+
+def write_submission(folder: Path, name: str, cells: dict[str, str]) -> None:
+    nb = nbformat.read(str(STUDENT), as_version=4)
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution") and meta.get("grade_id") in cells:
+            cell.source = cells[meta["grade_id"]]
+    nbformat.write(nb, str(folder / f"{name}.ipynb"))
+
+
+# student -> (solution cells, the exercise that is wrong or None, expected total)
+CASES: dict[str, tuple[dict[str, str], str | None, int]] = {}
+
+
+def _cases() -> dict[str, tuple[dict[str, str], str | None, int]]:
+    solved = solved_cells()
+    return {
+        "solution": (solved, None, 8),
+        "stub": ({}, None, 0),
+        "wrong_padding": (
+            {
+                **solved,
+                EX1: edited(
+                    EX1,
+                    "nn.Conv2d(in_channels, 6, kernel_size=5)",
+                    "nn.Conv2d(in_channels, 6, kernel_size=5, padding=2)",
+                ),
+            },
+            "lenet5_logits",
+            5,
+        ),
+        "wrong_no_copy": (
+            {**solved, EX2: edited(EX2, "output.detach().clone()", "output.detach()")},
+            "collect_activations",
+            6,
+        ),
+        "wrong_no_jump": (
+            {
+                **solved,
+                EX3: edited(EX3, "(kernel - 1) * dilation * jump", "(kernel - 1) * dilation"),
+            },
+            "receptive_field",
+            5,
+        ),
+    }
+
+
+@pytest.fixture(scope="module")
+def scores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    area = tmp_path_factory.mktemp("grading05")
+    folder, out = area / "submitted", area / "scores"
+    folder.mkdir()
+    CASES.update(_cases())
+    for name, (cells, _, _) in CASES.items():
+        write_submission(folder, name, cells)
+    run = subprocess.run(
+        [sys.executable, "-m", "cnncourse.grade", str(folder), "--chapter", "05",
+         "--out", str(out), "--timeout", "60"],
+        check=False, capture_output=True, text=True, timeout=900, cwd=ROOT,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    return json.loads((out / "scores.json").read_text())["students"]
+
+
+def test_totals(scores: dict[str, Any]) -> None:
+    assert {name: s["total"] for name, s in scores.items()} == {
+        name: total for name, (_, _, total) in CASES.items()
+    }
+    assert all(s["max_points"] == 8 for s in scores.values())
+
+
+def test_solution_full_marks_and_stub_zero(scores: dict[str, Any]) -> None:
+    for name, item in scores["solution"]["exercises"].items():
+        assert item["points"] == POINTS[name], item["reason"]
+        assert item["reason"].endswith(" random cases match the reference.")
+    for name, item in scores["stub"]["exercises"].items():
+        assert item["points"] == 0
+        assert item["reason"].startswith(f"{name} is not implemented yet")
+
+
+@pytest.mark.parametrize("student", ["wrong_padding", "wrong_no_copy", "wrong_no_jump"])
+def test_wrong_answers_lose_exactly_their_exercise(scores: dict[str, Any], student: str) -> None:
+    broken = CASES[student][1]
+    for name, item in scores[student]["exercises"].items():
+        assert item["points"] == (0 if name == broken else POINTS[name]), (student, name, item)
+    reason = scores[student]["exercises"][broken]["reason"]
+    assert reason.startswith(broken) and reason.endswith(".") and "\n" not in reason

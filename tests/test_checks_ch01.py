@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 import torch
+from check_helpers import Wrong, seeded_runs, verdict_tests
 from torch import nn
 
-from cnncourse.checks import CHAPTERS, ch01, check
+from cnncourse.checks import ch01, check
 from cnncourse.checks.core import Opaque, compare_tensor
 
 
@@ -51,10 +51,6 @@ def equivariance_error(
         return ((out_of_shifted - shifted_out).norm() / norm).item()
 
 
-def stub(*args: Any) -> Any:
-    raise NotImplementedError("replace this line with your solution")
-
-
 SOLUTIONS = {
     "layer_params": (ch01.check_layer_params, layer_params),
     "conv_matrix": (ch01.check_conv_matrix, conv_matrix),
@@ -62,39 +58,11 @@ SOLUTIONS = {
 }
 
 
-def test_chapter_registry() -> None:
-    assert [e.name for e in CHAPTERS["01"]] == list(SOLUTIONS)
-    assert [e.points for e in CHAPTERS["01"]] == [2, 3, 2]
-
-
-@pytest.mark.parametrize("name", list(SOLUTIONS))
-def test_solution_passes(name: str, capsys: pytest.CaptureFixture[str]) -> None:
-    checker, solution = SOLUTIONS[name]
-    result = checker(solution)
-    assert result.passed, result.message
-    out = capsys.readouterr().out
-    assert out.startswith(f"✓ {name}: all ") and out.endswith(
-        " random cases match the reference.\n"
-    )
-    assert out.count("\n") == 1  # one sentence, one line
-
-
-@pytest.mark.parametrize("name", list(SOLUTIONS))
-def test_stub_says_not_implemented(name: str, capsys: pytest.CaptureFixture[str]) -> None:
-    result = SOLUTIONS[name][0](stub)
-    assert not result.passed
-    assert result.message == (
-        f"✗ {name} is not implemented yet: replace the `raise NotImplementedError` line with "
-        "your code."
-    )
-    assert capsys.readouterr().out == result.message + "\n"
-
-
 def _forgot_bias(layer: nn.Module) -> int:
     return layer_params(layer) - (layer.bias.numel() if layer.bias is not None else 0)
 
 
-WRONG = [
+WRONG: list[Wrong] = [
     # (checker, wrong function, substrings the one-sentence reason must contain)
     (ch01.check_layer_params, _forgot_bias, ["layer_params returned", "; expected", "bias=True"]),
     (
@@ -145,33 +113,23 @@ WRONG = [
 ]
 
 
-@pytest.mark.parametrize("checker, wrong, expected", WRONG)
-def test_wrong_answers_get_one_sentence(checker: Any, wrong: Any, expected: list[str]) -> None:
-    result = checker(wrong)
-    assert not result.passed
-    assert result.message.startswith("✗ ") and result.message.endswith(".")
-    assert "\n" not in result.message
-    for part in expected:
-        assert part in result.message, result.message
+(
+    test_chapter_registry,
+    test_solution_passes,
+    test_stub_says_not_implemented,
+    test_wrong_answers_get_one_sentence,
+) = verdict_tests("01", SOLUTIONS, WRONG, [2, 3, 2], stub_prints=True)
 
 
 def test_fresh_random_cases_on_every_call() -> None:
-    seen: list[list[str]] = []
+    def describe(kernel: torch.Tensor, height: int, width: int) -> str:
+        return f"{kernel.tolist()} {height} {width}"
 
-    def spy(kernel: torch.Tensor, height: int, width: int) -> torch.Tensor:
-        seen[-1].append(f"{kernel.tolist()} {height} {width}")
-        return conv_matrix(kernel, height, width)
-
-    for _ in range(2):
-        seen.append([])
-        assert ch01.check_conv_matrix(spy).passed
+    seen = seeded_runs(ch01.check_conv_matrix, conv_matrix, describe, (None, None))
     assert len(seen[0]) == len(seen[1]) == 20
     assert seen[0] != seen[1]
     # ... and a seed reproduces a run exactly
-    seen.clear()
-    for _ in range(2):
-        seen.append([])
-        ch01.check_conv_matrix(spy, seed=7)
+    seen = seeded_runs(ch01.check_conv_matrix, conv_matrix, describe, (7, 7), must_pass=False)
     assert seen[0] == seen[1]
 
 

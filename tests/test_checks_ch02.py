@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
+from check_helpers import Wrong, seeded_runs, verdict_tests
 from torch import nn
 
-from cnncourse.checks import CHAPTERS, ch02
+from cnncourse.checks import ch02
 from cnncourse.checks.core import fresh_generator
 
 
@@ -112,10 +113,6 @@ def conv2d_unfold(
     return out.reshape(n, c_out, out_h, out_w)
 
 
-def stub(*args: Any) -> Any:
-    raise NotImplementedError("replace this line with your solution")
-
-
 SOLUTIONS = {
     "conv2d_loops": (ch02.check_conv2d_loops, conv2d_loops),
     "output_size": (ch02.check_output_size, output_size),
@@ -124,40 +121,7 @@ SOLUTIONS = {
 }
 
 
-def test_chapter_registry() -> None:
-    assert [e.name for e in CHAPTERS["02"]] == list(SOLUTIONS)
-    assert [e.points for e in CHAPTERS["02"]] == [4, 2, 3, 3]
-    assert [e.grade_id for e in CHAPTERS["02"]] == [
-        "ex1-conv2d_loops",
-        "ex2-output_size",
-        "ex3-receptive_field",
-        "ex4-conv2d_unfold",
-    ]
-
-
-@pytest.mark.parametrize("name", list(SOLUTIONS))
-def test_solution_passes(name: str, capsys: pytest.CaptureFixture[str]) -> None:
-    checker, solution = SOLUTIONS[name]
-    result = checker(solution)
-    assert result.passed, result.message
-    out = capsys.readouterr().out
-    assert out.startswith(f"✓ {name}: all ") and out.endswith(
-        " random cases match the reference.\n"
-    )
-    assert out.count("\n") == 1
-
-
-@pytest.mark.parametrize("name", list(SOLUTIONS))
-def test_stub_says_not_implemented(name: str) -> None:
-    result = SOLUTIONS[name][0](stub)
-    assert not result.passed
-    assert result.message == (
-        f"✗ {name} is not implemented yet: replace the `raise NotImplementedError` line with "
-        "your code."
-    )
-
-
-WRONG = [
+WRONG: list[Wrong] = [
     # (checker, wrong function, substrings the one-sentence reason must contain)
     (
         ch02.check_conv2d_loops,
@@ -226,29 +190,33 @@ WRONG = [
 ]
 
 
-@pytest.mark.parametrize("checker, wrong, expected", WRONG)
-def test_wrong_answers_get_one_sentence(checker: Any, wrong: Any, expected: list[str]) -> None:
-    result = checker(wrong)
-    assert not result.passed
-    assert result.message.startswith("✗ ") and result.message.endswith(".")
-    assert "\n" not in result.message
-    for part in expected:
-        assert part in result.message, result.message
+(
+    test_chapter_registry,
+    test_solution_passes,
+    test_stub_says_not_implemented,
+    test_wrong_answers_get_one_sentence,
+) = verdict_tests(
+    "02",
+    SOLUTIONS,
+    WRONG,
+    [4, 2, 3, 3],
+    [
+        "ex1-conv2d_loops",
+        "ex2-output_size",
+        "ex3-receptive_field",
+        "ex4-conv2d_unfold",
+    ],
+)
 
 
 def test_seed_reproduces_cases_and_calls_differ() -> None:
-    seen: list[list[str]] = []
+    def describe(size: int, kernel: int, stride: int, padding: int | str, dilation: int) -> str:
+        return f"{size} {kernel} {stride} {padding} {dilation}"
 
-    def spy(size: int, kernel: int, stride: int, padding: int | str, dilation: int) -> int:
-        seen[-1].append(f"{size} {kernel} {stride} {padding} {dilation}")
-        return output_size(size, kernel, stride, padding, dilation)
-
-    for seed in (None, None, 5, 5):
-        seen.append([])
-        assert ch02.check_output_size(spy, seed=seed).passed
+    seen = seeded_runs(ch02.check_output_size, output_size, describe)
     assert seen[0] != seen[1]
     assert seen[2] == seen[3]
-    assert any("'same'" in line or "same" in line for line in seen[0])
+    assert any("'same'" in str(line) or "same" in str(line) for line in seen[0])
 
 
 def test_measured_receptive_field_matches_the_recurrence() -> None:

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
+from check_helpers import Wrong, seeded_runs, verdict_tests
 from torch import nn
 
-from cnncourse.checks import CHAPTERS, ch03
+from cnncourse.checks import ch03
 
 
 def max_pool2d(x: torch.Tensor, kernel_size: int, stride: int, reduce: str = "max") -> torch.Tensor:
@@ -63,10 +64,6 @@ def invariance_error(
         return ((moved - base).norm(dim=1) / base.norm(dim=1)).mean().item()
 
 
-def stub(*args: Any) -> Any:
-    raise NotImplementedError("replace this line with your solution")
-
-
 SOLUTIONS = {
     "max_pool2d": (ch03.check_max_pool2d, max_pool2d),
     "max_pool2d_backward": (ch03.check_max_pool2d_backward, max_pool2d_backward),
@@ -75,40 +72,7 @@ SOLUTIONS = {
 }
 
 
-def test_chapter_registry() -> None:
-    assert [e.name for e in CHAPTERS["03"]] == list(SOLUTIONS)
-    assert [e.points for e in CHAPTERS["03"]] == [2, 3, 1, 2]
-    assert [e.grade_id for e in CHAPTERS["03"]] == [
-        "ex1-max_pool2d",
-        "ex2-max_pool2d_backward",
-        "ex3-global_avg_pool",
-        "ex4-invariance_error",
-    ]
-
-
-@pytest.mark.parametrize("name", list(SOLUTIONS))
-def test_solution_passes(name: str, capsys: pytest.CaptureFixture[str]) -> None:
-    checker, solution = SOLUTIONS[name]
-    result = checker(solution)
-    assert result.passed, result.message
-    out = capsys.readouterr().out
-    assert out.startswith(f"✓ {name}: all ") and out.endswith(
-        " random cases match the reference.\n"
-    )
-    assert out.count("\n") == 1
-
-
-@pytest.mark.parametrize("name", list(SOLUTIONS))
-def test_stub_says_not_implemented(name: str) -> None:
-    result = SOLUTIONS[name][0](stub)
-    assert not result.passed
-    assert result.message == (
-        f"✗ {name} is not implemented yet: replace the `raise NotImplementedError` line with "
-        "your code."
-    )
-
-
-WRONG = [
+WRONG: list[Wrong] = [
     # (checker, wrong function, substrings the one-sentence reason must contain)
     (
         ch03.check_max_pool2d,
@@ -177,15 +141,24 @@ WRONG = [
 ]
 
 
-@pytest.mark.parametrize("checker, wrong, expected", WRONG)
-def test_wrong_answers_get_one_sentence(checker: Any, wrong: Any, expected: list[str]) -> None:
-    for _ in range(3):  # fresh random cases each time: the wrong answer must fail every time
-        result = checker(wrong)
-        assert not result.passed
-        assert result.message.startswith("✗ ") and result.message.endswith(".")
-        assert "\n" not in result.message
-        for part in expected:
-            assert part in result.message, result.message
+(
+    test_chapter_registry,
+    test_solution_passes,
+    test_stub_says_not_implemented,
+    test_wrong_answers_get_one_sentence,
+) = verdict_tests(
+    "03",
+    SOLUTIONS,
+    WRONG,
+    [2, 3, 1, 2],
+    [
+        "ex1-max_pool2d",
+        "ex2-max_pool2d_backward",
+        "ex3-global_avg_pool",
+        "ex4-invariance_error",
+    ],
+    tries=3,
+)
 
 
 def test_overlapping_windows_are_always_drawn() -> None:
@@ -197,15 +170,10 @@ def test_overlapping_windows_are_always_drawn() -> None:
 
 
 def test_fresh_random_cases_and_seed_reproduces() -> None:
-    seen: list[list[tuple[int, ...]]] = []
+    def describe(x: torch.Tensor, kernel_size: int, stride: int) -> tuple[float, ...]:
+        return (*x.shape, kernel_size, stride, float(x.sum()))
 
-    def spy(x: torch.Tensor, kernel_size: int, stride: int) -> torch.Tensor:
-        seen[-1].append((*x.shape, kernel_size, stride, float(x.sum())))
-        return max_pool2d(x, kernel_size, stride)
-
-    for seed in (None, None, 5, 5):
-        seen.append([])
-        assert ch03.check_max_pool2d(spy, seed=seed).passed
+    seen = seeded_runs(ch03.check_max_pool2d, max_pool2d, describe)
     assert len(seen[0]) == 30 and seen[0] != seen[1]
     assert seen[2] == seen[3]
 

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
+from check_helpers import Wrong, verdict_tests
 from torch import nn
 
-from cnncourse.checks import CHAPTERS, ch05
+from cnncourse.checks import ch05
 
 
 class LeNet5(nn.Module):
@@ -83,10 +84,6 @@ def receptive_field(model: nn.Sequential, dilation: bool = True, jumps: bool = T
     return field
 
 
-def stub(*args: Any) -> Any:
-    raise NotImplementedError("replace this line with your solution")
-
-
 SOLUTIONS = {
     "lenet5_logits": (ch05.check_lenet5_logits, lenet5_logits),
     "collect_activations": (ch05.check_collect_activations, collect_activations),
@@ -94,36 +91,7 @@ SOLUTIONS = {
 }
 
 
-def test_chapter_registry() -> None:
-    assert [e.name for e in CHAPTERS["05"]] == list(SOLUTIONS)
-    assert [e.points for e in CHAPTERS["05"]] == [3, 2, 3]
-    assert [e.grade_id for e in CHAPTERS["05"]] == [
-        "ex1-lenet5",
-        "ex2-collect_activations",
-        "ex3-receptive_field",
-    ]
-
-
-@pytest.mark.parametrize("name", list(SOLUTIONS))
-def test_solution_passes(name: str, capsys: pytest.CaptureFixture[str]) -> None:
-    checker, solution = SOLUTIONS[name]
-    result = checker(solution)
-    assert result.passed, result.message
-    out = capsys.readouterr().out
-    assert out.startswith(f"✓ {name}: all ") and out.count("\n") == 1
-
-
-@pytest.mark.parametrize("name", list(SOLUTIONS))
-def test_stub_says_not_implemented(name: str) -> None:
-    result = SOLUTIONS[name][0](stub)
-    assert not result.passed
-    assert result.message == (
-        f"✗ {name} is not implemented yet: replace the `raise NotImplementedError` line with "
-        "your code."
-    )
-
-
-WRONG = [
+WRONG: list[Wrong] = [
     # (checker, wrong function, substrings the one-sentence reason must contain)
     (
         ch05.check_lenet5_logits,
@@ -183,14 +151,23 @@ WRONG = [
 ]
 
 
-@pytest.mark.parametrize("checker, wrong, expected", WRONG)
-def test_wrong_answers_get_one_sentence(checker: Any, wrong: Any, expected: list[str]) -> None:
-    result = checker(wrong)
-    assert not result.passed
-    assert result.message.startswith("✗ ") and result.message.endswith(".")
-    assert "\n" not in result.message
-    for part in expected:
-        assert part in result.message, result.message
+(
+    test_chapter_registry,
+    test_solution_passes,
+    test_stub_says_not_implemented,
+    test_wrong_answers_get_one_sentence,
+) = verdict_tests(
+    "05",
+    SOLUTIONS,
+    WRONG,
+    [3, 2, 3],
+    [
+        "ex1-lenet5",
+        "ex2-collect_activations",
+        "ex3-receptive_field",
+    ],
+    ending=None,
+)
 
 
 def test_unordered_activations_fail() -> None:

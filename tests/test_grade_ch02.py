@@ -7,18 +7,13 @@ cells, and graded in ONE batch through the command line, as an instructor would 
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
+from grading import Chapter, assert_full_marks, grade_batch, zero_reasons
 
-ROOT = Path(__file__).resolve().parent.parent
-SOURCE = ROOT / "solutions" / "02_convolution.ipynb"
-STUDENT = ROOT / "notebooks" / "02_convolution.ipynb"
+CHAPTER = Chapter("02_convolution.ipynb")
+edited = CHAPTER.edited
 EX1, EX2, EX3, EX4 = (
     "ex1-conv2d_loops",
     "ex2-output_size",
@@ -35,25 +30,9 @@ POINTS = {EX1: 4, EX2: 2, EX3: 3, EX4: 3}
 TOTAL = sum(POINTS.values())
 
 
-def solved_cells() -> dict[str, str]:
-    """The solution cells of the source, by grade id."""
-    nb = nbformat.read(str(SOURCE), as_version=4)
-    return {
-        c.metadata["nbgrader"]["grade_id"]: c.source
-        for c in nb.cells
-        if c.metadata.get("nbgrader", {}).get("solution")
-    }
-
-
-def edited(grade_id: str, old: str, new: str) -> str:
-    source = solved_cells()[grade_id]
-    assert old in source, f"the solution of {grade_id} no longer contains {old!r}"
-    return source.replace(old, new)
-
-
 # (submission name, the exercise it breaks or None, its solution cells)
 def submissions() -> dict[str, tuple[str | None, dict[str, str]]]:
-    solved = solved_cells()
+    solved = CHAPTER.solved_cells()
     return {
         "solution": (None, solved),
         "stub": ("all", {}),
@@ -73,43 +52,19 @@ def submissions() -> dict[str, tuple[str | None, dict[str, str]]]:
     }
 
 
-def write_submission(folder: Path, name: str, cells: dict[str, str]) -> None:
-    nb = nbformat.read(str(STUDENT), as_version=4)
-    for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("solution") and meta.get("grade_id") in cells:
-            cell.source = cells[meta["grade_id"]]
-    nbformat.write(nb, str(folder / f"{name}.ipynb"))
-
-
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    area = tmp_path_factory.mktemp("grading_ch02")
-    folder, out = area / "submitted", area / "scores"
-    folder.mkdir()
-    for name, (_, cells) in submissions().items():
-        write_submission(folder, name, cells)
-    run = subprocess.run(
-        [sys.executable, "-m", "cnncourse.grade", str(folder), "--chapter", "02",
-         "--out", str(out), "--timeout", "60"],
-        check=False, capture_output=True, text=True, timeout=900, cwd=ROOT,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr
-    return json.loads((out / "scores.json").read_text())["students"]
+    cells = {name: filled for name, (_, filled) in submissions().items()}
+    return grade_batch(tmp_path_factory, "grading_ch02", CHAPTER, cells, "--timeout", "60")
 
 
 def test_solution_gets_full_marks(graded: dict[str, Any]) -> None:
-    student = graded["solution"]
-    assert student["total"] == student["max_points"] == TOTAL
-    for item in student["exercises"].values():
-        assert item["reason"].endswith(" random cases match the reference.")
+    assert_full_marks(graded["solution"], TOTAL)
 
 
 def test_untouched_student_copy_gets_zero(graded: dict[str, Any]) -> None:
-    student = graded["stub"]
-    assert student["total"] == 0
-    for name, item in student["exercises"].items():
-        assert "is not implemented yet" in item["reason"], (name, item["reason"])
+    for name, reason in zero_reasons(graded["stub"]).items():
+        assert "is not implemented yet" in reason, (name, reason)
 
 
 REASONS = {  # what the one-sentence reason of the broken exercise must contain

@@ -8,18 +8,12 @@ solution cells (hostile submissions are tested once, for chapter 1, in tests/tes
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
+from grading import Chapter, assert_full_marks, grade_batch, not_implemented, zero_reasons
 
-ROOT = Path(__file__).resolve().parent.parent
-SOURCE = ROOT / "solutions" / "03_pooling.ipynb"
-STUDENT = ROOT / "notebooks" / "03_pooling.ipynb"
+CHAPTER = Chapter("03_pooling.ipynb")
 EX1, EX2, EX3, EX4 = (
     "ex1-max_pool2d",
     "ex2-max_pool2d_backward",
@@ -33,30 +27,6 @@ NAMES = {
     EX4: "invariance_error",
 }
 POINTS = {EX1: 2, EX2: 3, EX3: 1, EX4: 2}
-
-
-def solved_cells() -> dict[str, str]:
-    nb = nbformat.read(str(SOURCE), as_version=4)
-    return {
-        c.metadata["nbgrader"]["grade_id"]: c.source
-        for c in nb.cells
-        if c.metadata.get("nbgrader", {}).get("solution")
-    }
-
-
-def edited(grade_id: str, old: str, new: str) -> str:
-    source = solved_cells()[grade_id]
-    assert old in source, f"the solution of {grade_id} no longer contains {old!r}"
-    return source.replace(old, new)
-
-
-def write_submission(folder: Path, name: str, cells: dict[str, str]) -> None:
-    nb = nbformat.read(str(STUDENT), as_version=4)
-    for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("solution") and meta.get("grade_id") in cells:
-            cell.source = cells[meta["grade_id"]]
-    nbformat.write(nb, str(folder / f"{name}.ipynb"))
 
 
 # name: (changed solution cells, the exercises that must lose their points)
@@ -75,41 +45,25 @@ WRONG: dict[str, tuple[dict[str, tuple[str, str]], set[str]]] = {
 
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    area = tmp_path_factory.mktemp("grading03")
-    folder, out = area / "submitted", area / "scores"
-    folder.mkdir()
-    solved = solved_cells()
-    write_submission(folder, "solution", solved)
-    write_submission(folder, "stub", {})
+    solved = CHAPTER.solved_cells()
+    cells: dict[str, dict[str, str]] = {"solution": solved, "stub": {}}
     for name, (changes, _) in WRONG.items():
-        cells = dict(solved)
+        cells[name] = dict(solved)
         for grade_id, (old, new) in changes.items():
-            cells[grade_id] = edited(grade_id, old, new)
-        write_submission(folder, name, cells)
-    run = subprocess.run(
-        [sys.executable, "-m", "cnncourse.grade", str(folder), "--chapter", "03",
-         "--out", str(out), "--timeout", "30"],
-        check=False, capture_output=True, text=True, timeout=600, cwd=ROOT,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr
-    return json.loads((out / "scores.json").read_text())["students"]
+            cells[name][grade_id] = CHAPTER.edited(grade_id, old, new)
+    return grade_batch(
+        tmp_path_factory, "grading03", CHAPTER, cells, "--timeout", "30", timeout=600
+    )
 
 
 def test_solution_full_marks(batch: dict[str, Any]) -> None:
-    student = batch["solution"]
-    assert student["total"] == student["max_points"] == sum(POINTS.values()) == 8
-    for item in student["exercises"].values():
-        assert item["reason"].endswith(" random cases match the reference.")
+    assert sum(POINTS.values()) == 8
+    assert_full_marks(batch["solution"], 8)
 
 
 def test_stub_zero(batch: dict[str, Any]) -> None:
-    student = batch["stub"]
-    assert student["total"] == 0
-    for name, item in student["exercises"].items():
-        assert item["reason"] == (
-            f"{name} is not implemented yet: replace the `raise NotImplementedError` line "
-            "with your code."
-        )
+    for name, reason in zero_reasons(batch["stub"]).items():
+        assert reason == not_implemented(name)
 
 
 @pytest.mark.parametrize("name", list(WRONG))

@@ -5,44 +5,15 @@ the command line as an instructor would run it.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
+from grading import Chapter, grade_batch
 
-ROOT = Path(__file__).resolve().parent.parent
-SOURCE = ROOT / "solutions" / "05_architectures.ipynb"
-STUDENT = ROOT / "notebooks" / "05_architectures.ipynb"
+CHAPTER = Chapter("05_architectures.ipynb")
+edited = CHAPTER.edited
 EX1, EX2, EX3 = "ex1-lenet5", "ex2-collect_activations", "ex3-receptive_field"
 POINTS = {"lenet5_logits": 3, "collect_activations": 2, "receptive_field": 3}
-
-
-def solved_cells() -> dict[str, str]:
-    nb = nbformat.read(str(SOURCE), as_version=4)
-    return {
-        c.metadata["nbgrader"]["grade_id"]: c.source
-        for c in nb.cells
-        if c.metadata.get("nbgrader", {}).get("solution")
-    }
-
-
-def edited(grade_id: str, old: str, new: str) -> str:
-    source = solved_cells()[grade_id]
-    assert old in source, f"the solution of {grade_id} no longer contains {old!r}"
-    return source.replace(old, new)
-
-
-def write_submission(folder: Path, name: str, cells: dict[str, str]) -> None:
-    nb = nbformat.read(str(STUDENT), as_version=4)
-    for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("solution") and meta.get("grade_id") in cells:
-            cell.source = cells[meta["grade_id"]]
-    nbformat.write(nb, str(folder / f"{name}.ipynb"))
 
 
 # student -> (solution cells, the exercise that is wrong or None, expected total)
@@ -50,7 +21,7 @@ CASES: dict[str, tuple[dict[str, str], str | None, int]] = {}
 
 
 def _cases() -> dict[str, tuple[dict[str, str], str | None, int]]:
-    solved = solved_cells()
+    solved = CHAPTER.solved_cells()
     return {
         "solution": (solved, None, 8),
         "stub": ({}, None, 0),
@@ -84,19 +55,9 @@ def _cases() -> dict[str, tuple[dict[str, str], str | None, int]]:
 
 @pytest.fixture(scope="module")
 def scores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    area = tmp_path_factory.mktemp("grading05")
-    folder, out = area / "submitted", area / "scores"
-    folder.mkdir()
     CASES.update(_cases())
-    for name, (cells, _, _) in CASES.items():
-        write_submission(folder, name, cells)
-    run = subprocess.run(
-        [sys.executable, "-m", "cnncourse.grade", str(folder), "--chapter", "05",
-         "--out", str(out), "--timeout", "60"],
-        check=False, capture_output=True, text=True, timeout=900, cwd=ROOT,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr
-    return json.loads((out / "scores.json").read_text())["students"]
+    cells = {name: filled for name, (filled, _, _) in CASES.items()}
+    return grade_batch(tmp_path_factory, "grading05", CHAPTER, cells, "--timeout", "60")
 
 
 def test_totals(scores: dict[str, Any]) -> None:

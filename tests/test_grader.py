@@ -10,54 +10,25 @@ solution cells. The batch runs through the command line, as an instructor would 
 from __future__ import annotations
 
 import csv
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
+from grading import Chapter, load_scores, not_implemented, run_grader
 
 from cnncourse.grade import solution_cells
 
-ROOT = Path(__file__).resolve().parent.parent
-SOURCE = ROOT / "solutions" / "01_motivation.ipynb"
-STUDENT = ROOT / "notebooks" / "01_motivation.ipynb"
+CHAPTER = Chapter("01_motivation.ipynb")
+SOURCE = CHAPTER.source
+edited = CHAPTER.edited
 TIMEOUT = 6  # seconds of student code per submission in the batch (the worker's imports excluded)
 EX1, EX2, EX3 = "ex1-layer_params", "ex2-conv_matrix", "ex3-equivariance_error"
 NAMES = {EX1: "layer_params", EX2: "conv_matrix", EX3: "equivariance_error"}
 
 
-def solved_cells() -> dict[str, str]:
-    """The solution cells of the source, by grade id."""
-    nb = nbformat.read(str(SOURCE), as_version=4)
-    return {
-        c.metadata["nbgrader"]["grade_id"]: c.source
-        for c in nb.cells
-        if c.metadata.get("nbgrader", {}).get("solution")
-    }
-
-
-def edited(grade_id: str, old: str, new: str) -> str:
-    source = solved_cells()[grade_id]
-    assert old in source, f"the solution of {grade_id} no longer contains {old!r}"
-    return source.replace(old, new)
-
-
-def write_submission(folder: Path, name: str, cells: dict[str, str]) -> None:
-    """The student copy with the given solution cells filled in."""
-    nb = nbformat.read(str(STUDENT), as_version=4)
-    for cell in nb.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if cell.metadata.get("nbgrader", {}).get("solution") and grade_id in cells:
-            cell.source = cells[grade_id]
-    nbformat.write(nb, str(folder / f"{name}.ipynb"))
-
-
 def submissions(folder: Path, sentinel: Path, keep: Path) -> dict[str, int]:
     """Write every submission; return the expected total of each."""
-    solved = solved_cells()
+    solved = CHAPTER.solved_cells()
     s, d, solution = repr(str(sentinel)), repr(str(keep.parent)), repr(str(SOURCE))
     cases: dict[str, tuple[dict[str, str], int]] = {
         "solution": (solved, 7),
@@ -165,7 +136,7 @@ def submissions(folder: Path, sentinel: Path, keep: Path) -> dict[str, int]:
         ),
     }
     for name, (cells, _) in cases.items():
-        write_submission(folder, name, cells)
+        CHAPTER.write_submission(folder, name, cells)
     (folder / "hostile_invalid_json.ipynb").write_text('{"cells": [ this is not json')
     return {**{name: total for name, (_, total) in cases.items()}, "hostile_invalid_json": 0}
 
@@ -182,17 +153,14 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     keep.write_text("keep me\n")
     before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (sentinel, keep)}
     expected = submissions(folder, sentinel, keep)
-    run = subprocess.run(
-        [sys.executable, "-m", "cnncourse.grade", str(folder), "--chapter", "01",
-         "--out", str(out), "--timeout", str(TIMEOUT), "--memory-mb", "1024"],
-        check=False, capture_output=True, text=True, timeout=600, cwd=ROOT,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr
+    run = run_grader(
+        folder, CHAPTER, out, "--timeout", str(TIMEOUT), "--memory-mb", "1024", timeout=600
+    )
     after = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (sentinel, keep)}
     with open(out / "scores.csv", newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     return {
-        "json": json.loads((out / "scores.json").read_text()),
+        "json": load_scores(out),
         "rows": rows,
         "stdout": run.stdout,
         "expected": expected,
@@ -218,10 +186,7 @@ def test_solution_full_marks_and_stub_zero(batch: dict[str, Any]) -> None:
     for reason in reasons(batch, "solution").values():
         assert reason.startswith("all ") and reason.endswith(" random cases match the reference.")
     for name, reason in reasons(batch, "stub").items():
-        assert reason == (
-            f"{name} is not implemented yet: replace the `raise NotImplementedError` line "
-            "with your code."
-        )
+        assert reason == not_implemented(name)
 
 
 def test_wrong_answers_lose_exactly_their_exercise(batch: dict[str, Any]) -> None:

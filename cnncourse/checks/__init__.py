@@ -4,6 +4,7 @@
 - :mod:`cnncourse.checks.ch01`, ``ch02``, ...: each chapter's exercises
   (``ch01.check_layer_params(fn)``, ...), found by their ``chNN`` module names.
 - :mod:`cnncourse.checks.worker`: the sandboxed process that runs a submission for the grader.
+- :mod:`cnncourse.checks.tiny_nets`: the tiny float64 networks chapter 4's checks train.
 
 Usage in a notebook's check cell::
 

@@ -31,6 +31,15 @@ from cnncourse.checks.core import (
     draw_int,
     type_name,
 )
+from cnncourse.checks.tiny_nets import (
+    NoGradGuard,
+    build_net,
+    describe_net,
+    net_case,
+    randn,
+    random_batches,
+    tiny_net,
+)
 
 __all__ = [
     "BATCH_NORM_2D",
@@ -47,83 +56,6 @@ __all__ = [
 ]
 
 REL = 1e-7  # relative tolerance for float64 results
-
-
-def _randn(generator: torch.Generator, *shape: int) -> torch.Tensor:
-    return torch.randn(*shape, generator=generator, dtype=torch.float64)
-
-
-class NoGradGuard(nn.Module):
-    """Passes its input through, but refuses to run while gradients are being recorded.
-
-    The evaluation exercise puts one in its network: evaluation belongs inside
-    ``torch.no_grad()`` (or ``torch.inference_mode()``).
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled():
-            raise RuntimeError(
-                "the model ran with gradient recording on; evaluate inside `with torch.no_grad():`"
-            )
-        return x
-
-
-def tiny_net(channels: int, classes: int, size: int, dropout: float = 0.0) -> nn.Sequential:
-    """Conv 3x3 -> BatchNorm2d -> ReLU -> Flatten -> (Dropout) -> Linear, in float64."""
-    layers: list[nn.Module] = [
-        nn.Conv2d(1, channels, 3, padding=1, dtype=torch.float64),
-        nn.BatchNorm2d(channels, dtype=torch.float64),
-        nn.ReLU(),
-        nn.Flatten(),
-    ]
-    if dropout:
-        layers.append(nn.Dropout(dropout))
-    layers.append(nn.Linear(channels * size * size, classes, dtype=torch.float64))
-    return nn.Sequential(*layers)
-
-
-def _net_case(generator: torch.Generator) -> Case:
-    """A tiny network's configuration and state, with non-trivial running statistics."""
-    channels, classes, size = (
-        draw_int(generator, 2, 4),
-        draw_int(generator, 3, 5),
-        draw_int(generator, 4, 6),
-    )
-    net = tiny_net(channels, classes, size)
-    state = {
-        name: _randn(generator, *value.shape) * 0.5
-        for name, value in net.state_dict().items()
-        if value.is_floating_point()
-    }
-    state["1.running_var"] = torch.rand(channels, generator=generator, dtype=torch.float64) + 0.5
-    return {"channels": channels, "classes": classes, "size": size, "state": state}
-
-
-def _build_net(case: Case, dropout: float = 0.0) -> nn.Sequential:
-    net = tiny_net(case["channels"], case["classes"], case["size"], dropout)
-    state = {
-        key.replace("4.", f"{len(net) - 1}.", 1) if key.startswith("4.") else key: value
-        for key, value in case["state"].items()
-    }
-    net.load_state_dict(state, strict=False)
-    return net
-
-
-def _batches(generator: torch.Generator, case: Case, count: int, low: int, high: int) -> list[Any]:
-    return [
-        (
-            _randn(generator, n, 1, case["size"], case["size"]),
-            torch.randint(0, case["classes"], (n,), generator=generator),
-        )
-        for n in (draw_int(generator, low, high) for _ in range(count))
-    ]
-
-
-def _describe_net(case: Case) -> str:
-    return (
-        f"a tiny float64 network ({case['channels']} channels, {case['classes']} classes, "
-        f"{case['size']}x{case['size']} images)"
-    )
 
 
 def _float_list_problem(name: str, got: Any, length: int, what: str, where: str) -> str | None:
@@ -147,16 +79,16 @@ def _float_list_problem(name: str, got: Any, length: int, what: str, where: str)
 def _train_cases(generator: torch.Generator) -> list[Case]:
     cases = []
     for k in range(6):
-        case = _net_case(generator)
+        case = net_case(generator)
         case["optimizer"] = "adam" if k % 3 == 2 else "sgd"
         case["lr"] = 0.01 if case["optimizer"] == "adam" else 0.1
-        case["batches"] = _batches(generator, case, draw_int(generator, 3, 4), 4, 8)
+        case["batches"] = random_batches(generator, case, draw_int(generator, 3, 4), 4, 8)
         cases.append(case)
     return cases
 
 
 def _train_build(case: Case) -> tuple[Any, ...]:
-    net = _build_net(case)
+    net = build_net(case)
     net.eval()  # as after an evaluation: the training step must switch it back
     if case["optimizer"] == "adam":
         optimizer: torch.optim.Optimizer = torch.optim.Adam(net.parameters(), lr=case["lr"])
@@ -184,7 +116,7 @@ def _train_reference(
 def _train_describe(case: Case) -> str:
     sizes = ", ".join(str(len(y)) for _, y in case["batches"])
     optimizer = "Adam" if case["optimizer"] == "adam" else "SGD with momentum"
-    return f"{_describe_net(case)} trained with {optimizer} on batches of {sizes} images"
+    return f"{describe_net(case)} trained with {optimizer} on batches of {sizes} images"
 
 
 def _train_compare(expected: Any, got: Any, case: Case) -> str | None:
@@ -224,9 +156,9 @@ TRAIN_STEPS = Exercise(
 def _eval_cases(generator: torch.Generator) -> list[Case]:
     cases = []
     for _ in range(6):
-        case = _net_case(generator)
+        case = net_case(generator)
         n = draw_int(generator, 9, 40)
-        case["images"] = _randn(generator, n, 1, case["size"], case["size"])
+        case["images"] = randn(generator, n, 1, case["size"], case["size"])
         case["labels"] = torch.randint(0, case["classes"], (n,), generator=generator)
         case["batch_size"] = draw_int(generator, 2, 8)
         if n % case["batch_size"] == 0:
@@ -236,7 +168,7 @@ def _eval_cases(generator: torch.Generator) -> list[Case]:
 
 
 def _eval_build(case: Case) -> tuple[Any, ...]:
-    net = _build_net(case, dropout=0.5)
+    net = build_net(case, dropout=0.5)
     net.insert(0, NoGradGuard())
     net.train()  # as after training: the evaluation must switch to eval mode
     dataset = TensorDataset(case["images"].clone(), case["labels"].clone())
@@ -255,7 +187,7 @@ def _eval_reference(model: nn.Module, loader: Any, loss_fn: nn.Module) -> tuple[
 
 def _eval_describe(case: Case) -> str:
     return (
-        f"{_describe_net(case)} with dropout, on {len(case['labels'])} images in batches of "
+        f"{describe_net(case)} with dropout, on {len(case['labels'])} images in batches of "
         f"{case['batch_size']}"
     )
 
@@ -319,10 +251,10 @@ def _bn_cases(generator: torch.Generator) -> list[Case]:
         n, h, w = draw_int(generator, 2, 5), draw_int(generator, 1, 5), draw_int(generator, 1, 5)
         cases.append(
             {
-                "x": _randn(generator, n, c, h, w) * 2 + 1,
-                "weight": _randn(generator, c),
-                "bias": _randn(generator, c),
-                "running_mean": _randn(generator, c),
+                "x": randn(generator, n, c, h, w) * 2 + 1,
+                "weight": randn(generator, c),
+                "bias": randn(generator, c),
+                "running_mean": randn(generator, c),
                 "running_var": torch.rand(c, generator=generator, dtype=torch.float64) + 0.5,
                 "training": k % 2 == 0,
                 "momentum": (0.1, 0.3, 0.5)[draw_int(generator, 0, 2)],
@@ -417,7 +349,7 @@ def _ce_cases(generator: torch.Generator) -> list[Case]:
         n, k = draw_int(generator, 1, 12), draw_int(generator, 2, 10)
         cases.append(
             {
-                "logits": _randn(generator, n, k) * scale,
+                "logits": randn(generator, n, k) * scale,
                 "targets": torch.randint(0, k, (n,), generator=generator),
             }
         )

@@ -5,6 +5,7 @@
   (``ch01.check_layer_params(fn)``, ...), found by their ``chNN`` module names.
 - :mod:`cnncourse.checks.worker`: the sandboxed process that runs a submission for the grader.
 - :mod:`cnncourse.checks.tiny_nets`: the tiny float64 networks chapter 4's checks train.
+- :mod:`cnncourse.checks.fields`: the measured receptive field chapters 2 and 5 check against.
 
 Usage in a notebook's check cell::
 

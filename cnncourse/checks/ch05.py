@@ -27,6 +27,7 @@ from cnncourse.checks.core import (
     draw_int,
     type_name,
 )
+from cnncourse.checks.fields import measured_receptive_field
 
 __all__ = [
     "COLLECT_ACTIVATIONS",
@@ -293,61 +294,6 @@ def _rf_build(case: Case) -> tuple[Any, ...]:
         else:
             modules.append(nn.BatchNorm2d(channels))
     return (nn.Sequential(*modules),)
-
-
-def _surrogate(layer: nn.Module) -> nn.Module:
-    """A one-channel, all-ones stand-in with the layer's geometry (identity for the rest).
-
-    With positive weights and inputs, every input pixel that can influence an output gets a
-    non-zero gradient; max pooling (whose gradient picks one pixel) becomes average pooling.
-    """
-    if isinstance(layer, nn.Conv2d):
-        conv = nn.Conv2d(
-            1,
-            1,
-            layer.kernel_size,  # type: ignore[arg-type]
-            stride=layer.stride,  # type: ignore[arg-type]
-            padding=layer.padding,  # type: ignore[arg-type]
-            dilation=layer.dilation,  # type: ignore[arg-type]
-            bias=False,
-            dtype=torch.float64,
-        )
-        nn.init.ones_(conv.weight)
-        return conv
-    if isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
-        return nn.AvgPool2d(layer.kernel_size, layer.stride, layer.padding)  # type: ignore[arg-type]
-    return nn.Identity()
-
-
-def measured_receptive_field(model: nn.Sequential, max_size: int = 4096) -> int:
-    """The receptive field (side length, pixels) of a unit at the end of ``model``, measured.
-
-    Back-propagates from one output unit near the centre of an all-ones image through all-ones,
-    one-channel copies of the layers, and measures how many input rows receive a gradient; the
-    image grows until the field lies in its middle half. Handles ``nn.Sequential`` models of convolutions, pooling and element-wise layers.
-    """
-    surrogate = nn.Sequential(*(_surrogate(layer) for layer in model))
-    size = 64
-    while size <= max_size:
-        with torch.enable_grad():  # also when called under torch.no_grad()
-            image = torch.ones(1, 1, size, size, dtype=torch.float64, requires_grad=True)
-            try:
-                out = surrogate(image)
-            except RuntimeError:  # a kernel larger than the (shrunken) image: try a larger one
-                size *= 2
-                continue
-        h, w = out.shape[-2:]
-        if h >= 1 and w >= 1:
-            with torch.enable_grad():
-                out[0, 0, h // 2, w // 2].backward()
-            assert image.grad is not None
-            rows = image.grad[0, 0].abs().sum(dim=1).nonzero().flatten()
-            # Accept only a field in the middle half of the image: near an edge, padding or the
-            # rows a strided layer drops could clip it without touching the border.
-            if rows.numel() and rows.min() >= size // 4 and rows.max() <= size - 1 - size // 4:
-                return int(rows.max() - rows.min() + 1)
-        size *= 2
-    raise ValueError(f"the receptive field does not fit in a {max_size}x{max_size} image.")
 
 
 def _rf_reference(model: nn.Sequential) -> int:

@@ -13,6 +13,9 @@ renders and Colab opens. It is the source with
 and nothing else changed: the other cells keep the outputs of the source's full-profile run.
 Only nbgrader's preprocessors are used, as a library: no course directory, no database.
 
+Before copying, each source's Colab setup block and Colab link are regenerated from _config.yml
+(see tools/colab_setup.py), in the source and so in its copy.
+
 Usage (from the repository root)::
 
     uv run --frozen python tools/make_student_copies.py           # write the student copies
@@ -37,6 +40,7 @@ import nbformat
 from nbformat import NotebookNode
 from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions
 
+from tools.colab_setup import repository, with_setup
 from tools.notebook_hygiene import ROOT
 
 SOLUTIONS_DIR = ROOT / "solutions"
@@ -81,26 +85,39 @@ def target_for(source: Path, notebooks: Path = NOTEBOOKS_DIR) -> Path:
     return notebooks / source.name
 
 
+def _refreshed_source(source: Path) -> tuple[str, NotebookNode]:
+    """A source's text on disk and the source with its Colab setup regenerated."""
+    text = source.read_text(encoding="utf-8")
+    nb = nbformat.reads(text, as_version=4)
+    return text, with_setup(nb, source.name, repository())
+
+
 def stale_copies(solutions: Path = SOLUTIONS_DIR, notebooks: Path = NOTEBOOKS_DIR) -> list[Path]:
-    """The student copies that are missing or differ from what their source generates."""
+    """The sources whose Colab setup is stale and the copies that are missing or stale."""
     stale = []
     for source in sources(solutions):
+        text, refreshed = _refreshed_source(source)
+        if render(refreshed) != text:
+            stale.append(source)
         target = target_for(source, notebooks)
-        expected = render(student_copy(nbformat.read(str(source), as_version=4)))
+        expected = render(student_copy(refreshed))
         if not target.is_file() or target.read_text(encoding="utf-8") != expected:
             stale.append(target)
     return stale
 
 
 def write_copies(solutions: Path = SOLUTIONS_DIR, notebooks: Path = NOTEBOOKS_DIR) -> list[Path]:
-    """Write every student copy that changed; return those written."""
+    """Write every source whose Colab setup changed and every copy that changed; return those."""
     written = []
     for source in sources(solutions):
-        target = target_for(source, notebooks)
-        text = render(student_copy(nbformat.read(str(source), as_version=4)))
-        if not target.is_file() or target.read_text(encoding="utf-8") != text:
-            target.write_text(text, encoding="utf-8")
-            written.append(target)
+        _, refreshed = _refreshed_source(source)
+        for path, content in (
+            (source, render(refreshed)),
+            (target_for(source, notebooks), render(student_copy(refreshed))),
+        ):
+            if not path.is_file() or path.read_text(encoding="utf-8") != content:
+                path.write_text(content, encoding="utf-8")
+                written.append(path)
     return written
 
 
@@ -125,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"all {len(sources())} student copies are up to date")
             return 1 if stale else 0
         written = write_copies()
-    except RuntimeError as error:
+    except (RuntimeError, ValueError) as error:
         print(f"make_student_copies: {error}", file=sys.stderr)
         return 2
     for path in written:

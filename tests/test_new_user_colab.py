@@ -8,7 +8,9 @@ IPython, as Colab does, with ``google.colab`` importable and ``python -m pip`` r
 - when pip fails, the learner gets one clear sentence (what failed, pip's telling line, what to
   try), not a raw ModuleNotFoundError and not a silent carry-on with an older copy;
 - when pip succeeds, it was asked for the package at the pinned ref, and the chapter's setup
-  finishes.
+  finishes;
+- the package's bounds accept every package Colab preinstalls, so pip upgrades none of them in
+  the middle of a session (an upgraded ipywidgets has broken tqdm's bars in Colab before).
 """
 
 from __future__ import annotations
@@ -21,11 +23,24 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from env_files import requirements
 
 from tools.colab_setup import colab_link, current_setup, repository, setup_block
 from tools.make_student_copies import NOTEBOOKS_DIR, SOLUTIONS_DIR, sources
 from tools.notebook_hygiene import ROOT
 
+# Colab's preinstalled versions of the package's dependencies and of Python, from Google's
+# published list (github.com/googlecolab/backend-info, pip-freeze.gpu.txt and os-info-gpu.txt at
+# commit a72407924822, 2026-08-19). torchinfo is not preinstalled: pip adds it.
+COLAB_STACK = {
+    "python": "3.13.15",
+    "torch": "2.11.0+cu128",
+    "torchvision": "0.26.0+cu128",
+    "numpy": "2.1.3",
+    "matplotlib": "3.10.0",
+    "tqdm": "4.67.3",
+    "ipywidgets": "7.7.1",
+}
 NOTEBOOKS = sources(NOTEBOOKS_DIR) + sources(SOLUTIONS_DIR)
 CHAPTER = NOTEBOOKS_DIR / "01_motivation.ipynb"
 # What pip prints when Colab's runtime cannot reach GitHub (pip 24's output for a git URL).
@@ -127,3 +142,13 @@ def test_colab_with_a_working_pip_installs_the_pinned_package(tmp_path: Path) ->
     repo = repository()
     assert status == 0, message
     assert pip_args == ["install", "-q", f"cnncourse @ git+{repo.url}@{repo.ref}"]
+
+
+def test_the_package_accepts_colabs_preinstalled_stack() -> None:
+    wanted = requirements()
+    refused = [
+        f"{name} {version} (the package wants {wanted[name]})"
+        for name, version in COLAB_STACK.items()
+        if name in wanted and not wanted[name].contains(version, prereleases=True)
+    ]
+    assert not refused, "pip would replace Colab's own " + ", ".join(refused)

@@ -21,7 +21,8 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -41,6 +42,7 @@ __all__ = [
     "fashion_mnist",
     "mnist",
     "resolve_root",
+    "root_source",
     "show_path",
     "split_label",
     "subset",
@@ -71,9 +73,10 @@ def resolve_root(root: str | os.PathLike[str] | None = None) -> Path:
     return Path(chosen).expanduser()
 
 
-def _root_source(root: str | os.PathLike[str] | None) -> str:
+def root_source(root: str | os.PathLike[str] | None = None) -> str:
+    """Where :func:`resolve_root` took the data root from, in words."""
     if root is not None:
-        return "the root argument"
+        return "the root argument (a notebook's DATA_ROOT)"
     return f"${DATA_ENV}" if os.environ.get(DATA_ENV) else "the default ./data"
 
 
@@ -83,12 +86,36 @@ def _mirror() -> Path | None:
 
 
 def show_path(path: Path) -> str:
-    """A path as it should appear in messages: relative to the working directory when short."""
+    """A path as messages show it: built from the data root as it was given, never rewritten.
+
+    A learner who gave an absolute path sees that absolute path; one who gave ``data`` sees
+    ``data/...``, so the path in a message is the one they can find.
+    """
+    return str(path)
+
+
+def _reason(err: BaseException, limit: int = 64) -> str:
+    """An underlying error's last line, shortened, for quoting inside a one-sentence message."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    text = one_line(Exception(lines[-1])) if lines else type(err).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@contextmanager
+def _tidy_on_failure(*folders: Path) -> Iterator[None]:
+    """Remove those of ``folders`` that did not exist before and are still empty, on failure.
+
+    torchvision creates a data set's folders before it tries to download into them; a failed
+    attempt must not leave an empty ``MNIST/raw/`` that looks like a data set is half there.
+    """
+    new = [folder for folder in folders if not folder.exists()]
     try:
-        rel = os.path.relpath(path)
-    except ValueError:
-        return str(path)
-    return rel if not rel.startswith("../../..") else str(path)
+        yield
+    except BaseException:
+        for folder in sorted(new, key=lambda f: len(f.parts), reverse=True):
+            with suppress(OSError):  # not empty, or already gone: leave it
+                folder.rmdir()
+        raise
 
 
 def _copy_missing(source_dir: Path, target_dir: Path, names: tuple[str, ...]) -> None:
@@ -113,25 +140,23 @@ def _load_mnist_like(
     name = cls.__name__
     raw = base / name / "raw"
     mirror = _mirror()
-    if mirror is not None:
-        _copy_missing(mirror / name / "raw", raw, _MNIST_LIKE_FILES)
-    archives_here = all((raw / f).is_file() for f in _MNIST_LIKE_FILES)
     try:
-        # With the archives present, download=True only verifies and extracts them (no network).
-        return cls(str(base), train=train, transform=transform, download=download or archives_here)
+        with _tidy_on_failure(base, base / name, raw):
+            if mirror is not None:
+                _copy_missing(mirror / name / "raw", raw, _MNIST_LIKE_FILES)
+            archives_here = all((raw / f).is_file() for f in _MNIST_LIKE_FILES)
+            # With the archives present, download=True only verifies and extracts them.
+            return cls(str(base), train=train, transform=transform, download=download or archives_here)
     except (RuntimeError, OSError) as err:
-        searched = show_path(raw) + (f" and {show_path(mirror / name / 'raw')}" if mirror else "")
-        why = (
-            "downloading was switched off"
-            if not download
-            else f"the download failed: {one_line(err)}"
-        )
         raise DataNotFoundError(
-            f"{name} was not found in {searched} (data root from {_root_source(root)}) and "
-            f"{why}; fix it by copying the four {name} .gz archives into {show_path(raw)}, by setting "
-            f"{DATA_ENV} to a folder that has {name}/raw/, or by setting {MIRROR_ENV} to a folder "
-            f"of pristine archives such as ../shared/data."
+            f"{name} is not in {show_path(raw)} and {_why(download, err)}; put its four .gz "
+            f"archives there, or set {DATA_ENV} to a folder with {name}/raw/ in it."
         ) from err
+
+
+def _why(download: bool, err: BaseException) -> str:
+    """Why a data set that is not on disk could not be had either."""
+    return f"downloading it failed ({_reason(err)})" if download else "downloading is switched off"
 
 
 def mnist(
@@ -206,26 +231,16 @@ def cifar10(
             return HeldOutCIFAR10(str(base), train=train, transform=transform, download=False)
         except RuntimeError as err:  # torchvision's md5 check failed
             raise DataNotFoundError(
-                f"CIFAR-10's batches in {show_path(folder)} failed torchvision's md5 check, so "
-                "at least one is damaged; replace them with pristine copies of the python-version "
-                "batches, or delete the folder so they are copied or downloaded again."
+                f"CIFAR-10's batches in {show_path(folder)} failed torchvision's md5 check, so at "
+                "least one is damaged; delete the folder so that they are copied or downloaded again."
             ) from err
     try:
-        return datasets.CIFAR10(str(base), train=train, transform=transform, download=download)
+        with _tidy_on_failure(base, folder):
+            return datasets.CIFAR10(str(base), train=train, transform=transform, download=download)
     except (RuntimeError, OSError) as err:
-        searched = show_path(folder) + (
-            f" and {show_path(mirror / CIFAR_FOLDER)}" if mirror else ""
-        )
-        why = (
-            "downloading was switched off"
-            if not download
-            else f"the download failed: {one_line(err)}"
-        )
         raise DataNotFoundError(
-            f"CIFAR-10 was not found in {searched} (data root from {_root_source(root)}) and "
-            f"{why}; fix it by putting the python-version batches (data_batch_1..5, batches.meta, "
-            f"optionally test_batch) in {show_path(folder)}, by setting {DATA_ENV} to a folder that "
-            f"has {CIFAR_FOLDER}/, or by setting {MIRROR_ENV} to a folder such as ../shared/data."
+            f"CIFAR-10 is not in {show_path(folder)} and {_why(download, err)}; put its python "
+            f"batches there, or set {DATA_ENV} to a folder with {CIFAR_FOLDER}/ in it."
         ) from err
 
 
@@ -271,7 +286,7 @@ def data_status(root: str | os.PathLike[str] | None = None) -> list[str]:
             if name == "CIFAR-10" and not (base / CIFAR_FOLDER / "test_batch").is_file():
                 state += " (no official test_batch: evaluation uses held-out data_batch_5)"
         elif mirror is not None and all((mirror / f).is_file() for f in files):
-            state = f"will be copied from the mirror {show_path(mirror)} on first use"
+            state = f"will be copied from ${MIRROR_ENV} on first use"
         else:
             state = (
                 f"missing: downloaded on first use if there is a network, else set {DATA_ENV} or "

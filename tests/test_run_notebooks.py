@@ -6,6 +6,7 @@ chapters, and executes the script in a subprocess exactly as a person or CI woul
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -55,7 +56,7 @@ def test_environment_for_the_kernels(tmp_path: Path) -> None:
     configure_environment("smoke", root, env)
     assert env == {
         "CNNCOURSE_PROFILE": "smoke",
-        "CNNCOURSE_DATA": str(root / "data"),
+        "CNNCOURSE_DATA": os.path.join("..", "data"),
         "CNNCOURSE_DATA_MIRROR": str(tmp_path / "shared" / "data"),
         "MPLBACKEND": "module://matplotlib_inline.backend_inline",
     }

@@ -14,7 +14,8 @@ with ``--folder solutions`` and then regenerate ``notebooks/`` with
 The profile reaches the kernel as the ``CNNCOURSE_PROFILE`` environment variable and, except with
 ``--inplace``, also as the papermill parameter ``PROFILE`` (``-p PROFILE <profile>``). Each
 notebook runs with its own folder as the working directory. ``CNNCOURSE_DATA`` defaults to
-``<repo>/data`` and ``CNNCOURSE_DATA_MIRROR`` to ``<repo>/../shared/data`` where that folder
+``../data`` (``<repo>/data`` seen from ``notebooks/`` or ``solutions/``: relative, so that the
+data root the chapters print names no path on the machine that ran them) and ``CNNCOURSE_DATA_MIRROR`` to ``<repo>/../shared/data`` where that folder
 exists.
 
 Every executed notebook is cleaned (``tools.notebook_clean.clean_notebook``): progress-bar
@@ -122,7 +123,7 @@ def configure_environment(
     """Set the variables the kernels inherit: profile, data root, data mirror, inline plots."""
     env = os.environ if environ is None else environ
     env["CNNCOURSE_PROFILE"] = profile
-    env.setdefault("CNNCOURSE_DATA", str(root / "data"))
+    env.setdefault("CNNCOURSE_DATA", os.path.join("..", "data"))  # from each notebook's folder
     mirror = root.parent / "shared" / "data"
     if "CNNCOURSE_DATA_MIRROR" not in env and mirror.is_dir():
         env["CNNCOURSE_DATA_MIRROR"] = str(mirror)

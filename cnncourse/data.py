@@ -76,7 +76,7 @@ def resolve_root(root: str | os.PathLike[str] | None = None) -> Path:
 def root_source(root: str | os.PathLike[str] | None = None) -> str:
     """Where :func:`resolve_root` took the data root from, in words."""
     if root is not None:
-        return "the root argument (a notebook's DATA_ROOT)"
+        return "the root argument, DATA_ROOT in a chapter"
     return f"${DATA_ENV}" if os.environ.get(DATA_ENV) else "the default ./data"
 
 
@@ -268,6 +268,13 @@ def split_label(dataset: Dataset[Any]) -> str:
     return f"{name} {'official training set' if train else 'official test set'}"
 
 
+def _offline_split_note(name: str, folder: Path) -> str:
+    """For CIFAR-10 without its official test batch in ``folder``: which split is used instead."""
+    if name != "CIFAR-10" or (folder / CIFAR_FOLDER / "test_batch").is_file():
+        return ""
+    return " (no official test_batch: evaluation uses held-out data_batch_5)"
+
+
 def data_status(root: str | os.PathLike[str] | None = None) -> list[str]:
     """One line per data set saying whether it is on disk, and if not how it will be found."""
     base = resolve_root(root)
@@ -282,11 +289,11 @@ def data_status(root: str | os.PathLike[str] | None = None) -> list[str]:
             (base / f.removesuffix(".gz")).is_file() for f in files
         )
         if extracted or all((base / f).is_file() for f in files):
-            state = "found"
-            if name == "CIFAR-10" and not (base / CIFAR_FOLDER / "test_batch").is_file():
-                state += " (no official test_batch: evaluation uses held-out data_batch_5)"
+            state = "found" + _offline_split_note(name, base)
         elif mirror is not None and all((mirror / f).is_file() for f in files):
-            state = f"will be copied from ${MIRROR_ENV} on first use"
+            state = f"will be copied from ${MIRROR_ENV} on first use" + _offline_split_note(
+                name, mirror
+            )
         else:
             state = (
                 f"missing: downloaded on first use if there is a network, else set {DATA_ENV} or "

@@ -20,6 +20,7 @@ from cnncourse.profiles import get_profile
 
 __all__ = [
     "cpu_notice",
+    "cuda_summary",
     "doctor",
     "environment_report",
     "num_workers",
@@ -112,12 +113,74 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.use_deterministic_algorithms(False)
 
 
+# Where the course's downloads come from (torchvision's MNIST mirror); reaching it means the
+# data sets that are not on disk can be downloaded.
+_NETWORK_PROBE = ("ossci-datasets.s3.amazonaws.com", 443)
+
+
+def _network_reachable(timeout: float = 3.0) -> bool:
+    """Whether a connection to the download server opens within ``timeout`` seconds."""
+    import socket
+
+    try:
+        socket.create_connection(_NETWORK_PROBE, timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def _nvidia_smi() -> str | None:
+    """``<GPU name>, <driver version>`` of the first NVIDIA GPU per nvidia-smi, or None."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None
+    query = [exe, "--query-gpu=name,driver_version", "--format=csv,noheader"]
+    try:
+        done = subprocess.run(query, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    first = done.stdout.strip().splitlines()
+    return first[0].strip() if done.returncode == 0 and first else None
+
+
+def cuda_summary(smi: str | None = None) -> str:
+    """The torch build's CUDA version and the NVIDIA driver, and why a GPU is unusable if it is.
+
+    Args:
+        smi: nvidia-smi's ``<name>, <driver>`` line; None asks nvidia-smi (where it exists).
+    """
+    build = torch.version.cuda
+    if build is None:
+        return "CPU-only torch build (no CUDA)"
+    smi = smi if smi is not None else _nvidia_smi()
+    if smi is None:
+        return f"torch built for CUDA {build}; no NVIDIA driver found"
+    name, _, driver = smi.partition(", ")
+    if torch.cuda.is_available():
+        return f"torch built for CUDA {build}; driver {driver}"
+    return (
+        f"torch built for CUDA {build} cannot use the {name} (driver {driver}): update the "
+        "NVIDIA driver, or install a torch built for an older CUDA"
+    )
+
+
+def _writability(root: Path) -> str:
+    """Whether the data root can be written to (or created), in words."""
+    existing = root if root.exists() else next((p for p in root.parents if p.exists()), Path("."))
+    if os.access(existing, os.W_OK):
+        return "writable" if existing == root else "will be created"
+    return "NOT writable: set CNNCOURSE_DATA to a folder you can write to"
+
+
 def environment_report(data_root: str | Path | None = None, profile: str | None = None) -> str:
-    """Versions, device, run profile and which data sets are present (with fixes), as text."""
+    """Versions, device, CUDA, profile, data root, network and data sets (with fixes), as text."""
     import torchvision
 
     from cnncourse import __version__
-    from cnncourse.data import data_status, resolve_root, show_path
+    from cnncourse.data import data_status, resolve_root, root_source, show_path
 
     device = pick_device(quiet=True)
     gpu = torch.cuda.get_device_name(0) if device.type == "cuda" else "none"
@@ -125,14 +188,22 @@ def environment_report(data_root: str | Path | None = None, profile: str | None 
         profile_name = get_profile(profile).name
     except ValueError as err:
         profile_name = f"invalid ({err})"
+    root = resolve_root(data_root)
+    network = (
+        "yes (data sets not on disk are downloaded on first use)"
+        if _network_reachable()
+        else "none (data sets not on disk cannot be downloaded)"
+    )
     lines = [
         f"python       {platform.python_version()} ({sys.platform})",
         f"torch        {torch.__version__}",
         f"torchvision  {torchvision.__version__}",
         f"cnncourse    {__version__}",
         f"device       {device.type} (GPU: {gpu}; CPU threads: {torch.get_num_threads()})",
+        f"cuda         {cuda_summary()}",
         f"profile      {profile_name}",
-        f"data root    {show_path(resolve_root(data_root))}",
+        f"data root    {show_path(root)} ({_writability(root)}; set by {root_source(data_root)})",
+        f"network      {network}",
     ]
     lines += [f"  {line}" for line in data_status(data_root)]
     if device.type == "cpu" and not _CPU_NOTICE_SHOWN:

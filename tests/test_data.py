@@ -131,7 +131,7 @@ def test_show_path_keeps_the_path_as_given(in_tmp: Path) -> None:
 
 def test_root_source_names_where_the_root_came_from(monkeypatch: pytest.MonkeyPatch) -> None:
     assert course_data.root_source() == "the default ./data"
-    assert "DATA_ROOT" in course_data.root_source("somewhere")
+    assert course_data.root_source("somewhere") == "the root argument, DATA_ROOT in a chapter"
     monkeypatch.setenv("CNNCOURSE_DATA", "elsewhere")
     assert course_data.root_source() == "$CNNCOURSE_DATA"
 

@@ -15,10 +15,17 @@ import torchvision
 import cnncourse
 from cnncourse import device as course_device
 
-pytestmark = pytest.mark.usefixtures("clean_env", "in_tmp")
+pytestmark = pytest.mark.usefixtures("clean_env", "in_tmp", "offline")
 
+REAL_NETWORK_PROBE = course_device._network_reachable  # before the offline fixture replaces it
 needs_no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is present")
 needs_no_mps = pytest.mark.skipif(torch.backends.mps.is_available(), reason="MPS is present")
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The report's network probe answers "no network" at once, whatever this machine has."""
+    monkeypatch.setattr(course_device, "_network_reachable", lambda timeout=3.0: False)
 
 
 @pytest.fixture
@@ -248,3 +255,80 @@ def test_report_uses_the_data_environment_variable(
     monkeypatch.setenv("CNNCOURSE_DATA", str(tmp_path / "from-env"))
     report = course_device.environment_report()
     assert "from-env" in next(line for line in report.splitlines() if line.startswith("data root"))
+
+
+def line_of(report: str, label: str) -> str:
+    return next(line for line in report.splitlines() if line.startswith(label))
+
+
+def test_report_says_where_the_data_root_came_from_and_whether_it_is_writable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    report = course_device.environment_report(tmp_path)
+    assert line_of(report, "data root") == (
+        f"data root    {tmp_path} (writable; set by the root argument, DATA_ROOT in a chapter)"
+    )
+    assert "(will be created; set by the default ./data)" in line_of(
+        course_device.environment_report(), "data root"
+    )
+    monkeypatch.setenv("CNNCOURSE_DATA", str(tmp_path / "env"))
+    assert "set by $CNNCOURSE_DATA" in line_of(course_device.environment_report(), "data root")
+    monkeypatch.setattr(course_device.os, "access", lambda path, mode: False)
+    assert "NOT writable: set CNNCOURSE_DATA to a folder you can write to" in line_of(
+        course_device.environment_report(tmp_path), "data root"
+    )
+
+
+@pytest.mark.parametrize(
+    ("reachable", "expected"),
+    [
+        (True, "network      yes (data sets not on disk are downloaded on first use)"),
+        (False, "network      none (data sets not on disk cannot be downloaded)"),
+    ],
+)
+def test_report_says_whether_there_is_a_network(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reachable: bool, expected: str
+) -> None:
+    monkeypatch.setattr(course_device, "_network_reachable", lambda timeout=3.0: reachable)
+    assert expected in course_device.environment_report(tmp_path).splitlines()
+
+
+def test_the_network_probe_is_false_when_the_server_cannot_be_reached(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(course_device, "_NETWORK_PROBE", ("127.0.0.1", 9))  # nothing listens
+    assert REAL_NETWORK_PROBE(timeout=1.0) is False
+
+
+def test_report_warns_when_the_cifar_mirror_lacks_the_test_batch(
+    tmp_path: Path, fake_cifar, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_cifar(tmp_path / "mirror", n_test=None)
+    monkeypatch.setenv("CNNCOURSE_DATA_MIRROR", str(tmp_path / "mirror"))
+    status = status_lines(course_device.environment_report(tmp_path / "root"))
+    assert "will be copied" in status["CIFAR-10"]
+    assert "no official test_batch: evaluation uses held-out data_batch_5" in status["CIFAR-10"]
+
+
+def test_cuda_summary_names_a_cpu_only_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.version, "cuda", None)
+    assert course_device.cuda_summary() == "CPU-only torch build (no CUDA)"
+
+
+def test_cuda_summary_explains_a_gpu_torch_cannot_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert course_device.cuda_summary("Tesla T4, 470.57.02") == (
+        "torch built for CUDA 12.8 cannot use the Tesla T4 (driver 470.57.02): update the "
+        "NVIDIA driver, or install a torch built for an older CUDA"
+    )
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert course_device.cuda_summary("Tesla T4, 570.1") == "torch built for CUDA 12.8; driver 570.1"
+
+
+def test_cuda_summary_without_a_driver(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    monkeypatch.setattr(course_device, "_nvidia_smi", lambda: None)
+    assert course_device.cuda_summary() == "torch built for CUDA 12.8; no NVIDIA driver found"
+    report = course_device.environment_report()
+    assert "cuda         torch built for CUDA 12.8; no NVIDIA driver found" in report.splitlines()

@@ -5,7 +5,8 @@ these helpers that a ``check_*`` call prints and returns the right one-sentence 
 for a solution (:func:`assert_solution_passes`), "not implemented yet" for a stub
 (:func:`assert_not_implemented`), and a one-sentence reason for a wrong answer
 (:func:`assert_one_sentence`). :func:`verdict_tests` makes the four tests every chapter has from
-its solutions and wrong answers.
+its solutions and wrong answers, and :func:`forbidden_route_test` the test that the shared guard
+rejects each shortcut an exercise forbids (:class:`Forbidden`).
 """
 
 from __future__ import annotations
@@ -14,8 +15,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
 
-from cnncourse.checks import CHAPTERS, CheckResult
+from cnncourse.checks import CHAPTERS, CheckResult, Exercise, check
+from cnncourse.checks.core import fresh_generator
 
 Checker = Callable[..., CheckResult]
 """A chapter's ``check_*`` function: ``checker(fn, seed=None)`` prints and returns its verdict."""
@@ -178,3 +183,83 @@ def verdict_tests(
         test_stub_says_not_implemented,
         test_wrong_answers_get_one_sentence,
     )
+
+
+class Forbidden(NamedTuple):
+    """A shortcut that an exercise forbids, as a learner would write it."""
+
+    exercise: Exercise
+    cheat: Callable[..., Any]
+    detail: str
+    """What the guard's sentence names in parentheses (or its end): ``"aten.convolution"``,
+    ``".parameters"`` for ``(Linear.parameters)``."""
+    correct: bool = True
+    """Whether the shortcut's answers are right, so that without the guard it would pass."""
+
+
+FORBIDDEN_SEED = 11
+"""The seed of the cases a forbidden-route test draws (fixed, so a failure can be reproduced)."""
+
+
+def passes_unguarded(exercise: Exercise, fn: Callable[..., Any], seed: int) -> bool:
+    """Whether ``fn`` matches the reference on every case when called WITHOUT the guard."""
+    generator, _ = fresh_generator(seed)
+    for case in exercise.make_cases(generator):
+        if exercise.compare(exercise.expected(case), fn(*exercise.build(case)), case) is not None:
+            return False
+    return True
+
+
+def forbidden_route_test(forbidden: Sequence[Forbidden]) -> Callable[[Forbidden], None]:
+    """One test per forbidden shortcut: the check rejects it in one sentence naming its route,
+    and (for a correct shortcut) the same cases pass when the function runs without the guard,
+    so the rejection is the guard's doing."""
+
+    @pytest.mark.parametrize(
+        "route", forbidden, ids=[f"{item.exercise.name}-{item.detail}" for item in forbidden]
+    )
+    def test_forbidden_route_is_caught(route: Forbidden) -> None:
+        name = route.exercise.name
+        result = check(route.exercise, route.cheat, seed=FORBIDDEN_SEED)
+        assert_one_sentence(
+            result,
+            [
+                f"✗ {name} called ",
+                f"{route.detail}); this exercise asks you to {route.exercise.asks}.",
+            ],
+        )
+        if route.correct:
+            assert passes_unguarded(route.exercise, route.cheat, FORBIDDEN_SEED)
+
+    return test_forbidden_route_is_caught
+
+
+def backprop_measurement(layers: nn.Sequential, *, convolve: bool = True) -> int:
+    """A shortcut for the receptive-field exercises: measure the field by backpropagation through
+    a 1-D twin of the stack, built with ``F.conv1d`` (or, when not ``convolve``, with sums over
+    ``Tensor.unfold`` windows), instead of applying the recurrence."""
+
+    def first(value: Any) -> int:
+        return value if isinstance(value, int) else int(value[0])
+
+    geometry = [
+        (first(layer.kernel_size), first(layer.stride), first(getattr(layer, "dilation", 1)))
+        for layer in layers
+        if isinstance(layer, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d))
+    ]
+    length, jump = 1, 1
+    for kernel, stride, dilation in geometry:
+        length += (kernel - 1) * dilation * jump + stride * jump
+        jump *= stride
+    signal = torch.ones(1, 1, length, dtype=torch.float64, requires_grad=True)
+    out = signal
+    for kernel, stride, dilation in geometry:
+        if convolve:
+            weight = torch.ones(1, 1, kernel, dtype=torch.float64)
+            out = F.conv1d(out, weight, stride=stride, dilation=dilation)
+        else:
+            out = out.unfold(-1, dilation * (kernel - 1) + 1, stride)[..., ::dilation].sum(-1)
+    out[0, 0, 0].backward()
+    assert signal.grad is not None
+    touched = (signal.grad[0, 0] != 0).nonzero().flatten()
+    return int(touched.max() - touched.min() + 1)

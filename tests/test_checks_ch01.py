@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from check_helpers import Wrong, seeded_runs, verdict_tests
+import torch.nn.functional as F
+from check_helpers import Forbidden, Wrong, forbidden_route_test, seeded_runs, verdict_tests
 from torch import nn
 
 from cnncourse.checks import ch01, check
@@ -119,6 +120,33 @@ WRONG: list[Wrong] = [
     test_stub_says_not_implemented,
     test_wrong_answers_get_one_sentence,
 ) = verdict_tests("01", SOLUTIONS, WRONG, [2, 3, 2], stub_prints=True)
+
+
+def _by_basis_images(kernel: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    basis = torch.eye(height * width, dtype=kernel.dtype).reshape(-1, 1, height, width)
+    return F.conv2d(basis, kernel[None, None]).flatten(1).T.contiguous()
+
+
+FORBIDDEN = [
+    # (exercise, shortcut, the route its one sentence names)
+    Forbidden(ch01.LAYER_PARAMS, lambda layer: sum(p.numel() for p in layer.parameters()),
+              ".parameters"),
+    Forbidden(ch01.LAYER_PARAMS,
+              lambda layer: sum(p.numel() for _, p in layer.named_parameters()),
+              ".named_parameters"),
+    Forbidden(ch01.LAYER_PARAMS, lambda layer: sum(t.numel() for t in layer.state_dict().values()),
+              ".state_dict"),
+    Forbidden(ch01.LAYER_PARAMS,
+              lambda layer: layer.weight.numel() + (layer.bias.numel() if layer.bias is not None
+                                                    else 0),
+              ".weight"),
+    Forbidden(ch01.LAYER_PARAMS, ch01._layer_reference, "cnncourse.checks.ch01._layer_reference"),
+    Forbidden(ch01.CONV_MATRIX, _by_basis_images, "aten.convolution"),
+    Forbidden(ch01.CONV_MATRIX, ch01._matrix_reference, "cnncourse.checks.ch01._matrix_reference"),
+    Forbidden(ch01.EQUIVARIANCE_ERROR, ch01._equivariance_reference,
+              "cnncourse.checks.ch01._equivariance_reference"),
+]  # fmt: skip
+test_forbidden_route_is_caught = forbidden_route_test(FORBIDDEN)
 
 
 def test_fresh_random_cases_on_every_call() -> None:

@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from check_helpers import Wrong, seeded_runs, verdict_tests
+from check_helpers import (
+    Forbidden,
+    Wrong,
+    backprop_measurement,
+    forbidden_route_test,
+    seeded_runs,
+    verdict_tests,
+)
 from torch import nn
 
 from cnncourse.checks import ch02
@@ -207,6 +214,42 @@ WRONG: list[Wrong] = [
         "ex4-conv2d_unfold",
     ],
 )
+
+
+def _by_torch(x: torch.Tensor, weight: torch.Tensor, bias: Any, s: int, p: int, d: int) -> Any:
+    return F.conv2d(x, weight, bias, stride=s, padding=p, dilation=d)
+
+
+def _length_by_running(size: int, kernel: int, stride: int, padding: Any, dilation: int) -> int:
+    signal, weight = torch.zeros(1, 1, size), torch.ones(1, 1, kernel)
+    return F.conv1d(signal, weight, stride=stride, padding=padding, dilation=dilation).shape[-1]
+
+
+def _field_by_running_the_model(layers: nn.Sequential) -> int:
+    image = torch.ones(1, 1, 64, 64, requires_grad=True)
+    layers(image)[0, 0, 0, 0].backward()
+    assert image.grad is not None
+    return int((image.grad[0, 0, 0] != 0).sum())
+
+
+FORBIDDEN = [
+    # (exercise, shortcut, the route its one sentence names)
+    Forbidden(ch02.CONV2D_LOOPS, _by_torch, "aten.convolution"),
+    Forbidden(ch02.CONV2D_LOOPS, conv2d_unfold, "aten.im2col"),
+    Forbidden(ch02.CONV2D_LOOPS, ch02._conv_reference, "cnncourse.checks.ch02._conv_reference"),
+    Forbidden(ch02.CONV2D_UNFOLD, _by_torch, "aten.convolution"),
+    Forbidden(ch02.CONV2D_UNFOLD, ch02._conv_reference, "cnncourse.checks.ch02._conv_reference"),
+    Forbidden(ch02.OUTPUT_SIZE, _length_by_running, "aten.convolution"),
+    Forbidden(ch02.OUTPUT_SIZE, ch02._size_reference, "cnncourse.checks.ch02._size_reference"),
+    Forbidden(ch02.RECEPTIVE_FIELD, _field_by_running_the_model, "Sequential.forward",
+              correct=False),
+    Forbidden(ch02.RECEPTIVE_FIELD, backprop_measurement, "aten.convolution"),
+    Forbidden(ch02.RECEPTIVE_FIELD, lambda layers: backprop_measurement(layers, convolve=False),
+              "torch.autograd"),
+    Forbidden(ch02.RECEPTIVE_FIELD, ch02.measured_receptive_field,
+              "cnncourse.checks.fields.measured_receptive_field"),
+]  # fmt: skip
+test_forbidden_route_is_caught = forbidden_route_test(FORBIDDEN)
 
 
 def test_seed_reproduces_cases_and_calls_differ() -> None:

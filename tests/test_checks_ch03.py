@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from check_helpers import Wrong, seeded_runs, verdict_tests
+from check_helpers import Forbidden, Wrong, forbidden_route_test, seeded_runs, verdict_tests
 from torch import nn
 
 from cnncourse.checks import ch03
@@ -85,8 +85,8 @@ WRONG: list[Wrong] = [
     ),
     (
         ch03.check_max_pool2d,
-        lambda x, k, s: max_pool2d(x, k, k),  # ignores the stride
-        ["max_pool2d returned shape (", "; expected ("],
+        lambda x, k, s: max_pool2d(x, k, k),  # ignores the stride: a wrong shape or wrong values
+        ["max_pool2d returned ", "expected"],
     ),
     (
         ch03.check_max_pool2d,
@@ -159,6 +159,42 @@ WRONG: list[Wrong] = [
     ],
     tries=3,
 )
+
+
+def _gradient_by_autograd(x: torch.Tensor, grad_output: torch.Tensor, k: int, s: int) -> Any:
+    leaf = x.clone().requires_grad_(True)
+    max_pool2d(leaf, k, s).backward(grad_output)
+    return leaf.grad
+
+
+def _gradient_by_torch_switches(x: torch.Tensor, grad_output: torch.Tensor, k: int, s: int) -> Any:
+    _, switches = F.max_pool2d(x, k, s, return_indices=True)
+    grad = torch.zeros_like(x).flatten(2)
+    grad.scatter_add_(2, switches.flatten(2), grad_output.flatten(2))
+    return grad.reshape(x.shape)
+
+
+FORBIDDEN = [
+    # (exercise, shortcut, the route its one sentence names)
+    Forbidden(ch03.MAX_POOL2D, F.max_pool2d, "aten.max_pool2d_with_indices"),
+    Forbidden(ch03.MAX_POOL2D, ch03._max_pool_reference,
+              "cnncourse.checks.ch03._max_pool_reference"),
+    Forbidden(ch03.MAX_POOL2D_BACKWARD, _gradient_by_autograd, "torch.autograd"),
+    Forbidden(ch03.MAX_POOL2D_BACKWARD, _gradient_by_torch_switches,
+              "aten.max_pool2d_with_indices"),
+    Forbidden(ch03.MAX_POOL2D_BACKWARD, ch03._backward_reference,
+              "cnncourse.checks.ch03._backward_reference"),
+    Forbidden(ch03.GLOBAL_AVG_POOL, lambda x: F.adaptive_avg_pool2d(x, 1).flatten(1),
+              "torch.nn.functional.adaptive_avg_pool2d"),
+    Forbidden(ch03.GLOBAL_AVG_POOL, lambda x: F.adaptive_avg_pool1d(x.flatten(2), 1).flatten(1),
+              "torch.nn.functional.adaptive_avg_pool1d"),
+    Forbidden(ch03.GLOBAL_AVG_POOL, lambda x: F.avg_pool2d(x, x.shape[2:]).flatten(1),
+              "aten.avg_pool2d"),
+    Forbidden(ch03.GLOBAL_AVG_POOL, ch03._gap_reference, "cnncourse.checks.ch03._gap_reference"),
+    Forbidden(ch03.INVARIANCE_ERROR, ch03._invariance_reference,
+              "cnncourse.checks.ch03._invariance_reference"),
+]  # fmt: skip
+test_forbidden_route_is_caught = forbidden_route_test(FORBIDDEN)
 
 
 def test_overlapping_windows_are_always_drawn() -> None:

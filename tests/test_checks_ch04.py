@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from check_helpers import Wrong, seeded_runs, verdict_tests
+from check_helpers import Forbidden, Wrong, forbidden_route_test, seeded_runs, verdict_tests
 from torch import nn
 
+from cnncourse import training
 from cnncourse.checks import ch04
 
 
@@ -202,7 +203,7 @@ WRONG: list[Wrong] = [
     ),
     (
         ch04.check_cross_entropy,
-        lambda lo, t: F.cross_entropy(lo, t, reduction="sum"),
+        lambda lo, t: cross_entropy(lo, t) * len(t),
         ["cross_entropy returned wrong values"],
     ),
 ]
@@ -226,6 +227,41 @@ WRONG: list[Wrong] = [
     ],
     endings=(".", "?"),
 )
+
+
+def _evaluated_by_the_course(model: nn.Module, loader: Any, loss_fn: nn.Module) -> Any:
+    metrics = training.evaluate(model, loader, loss_fn)
+    return metrics.accuracy, metrics.loss
+
+
+def _normalised_by_torch(
+    x: torch.Tensor, weight: Any, bias: Any, rm: Any, rv: Any, train: bool, m: float, eps: float
+) -> Any:
+    new_mean, new_var = rm.clone(), rv.clone()
+    return F.batch_norm(x, new_mean, new_var, weight, bias, train, m, eps), new_mean, new_var
+
+
+def _by_logsumexp(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    picked = logits[torch.arange(len(targets)), targets]
+    return (torch.logsumexp(logits, dim=1) - picked).mean()
+
+
+FORBIDDEN = [
+    # (exercise, shortcut, the route its one sentence names)
+    Forbidden(ch04.TRAIN_STEPS, ch04._train_reference, "cnncourse.checks.ch04._train_reference"),
+    Forbidden(ch04.EVALUATE_MODEL, _evaluated_by_the_course, "cnncourse.training.evaluate"),
+    Forbidden(ch04.EVALUATE_MODEL, ch04._eval_reference, "cnncourse.checks.ch04._eval_reference"),
+    Forbidden(ch04.BATCH_NORM_2D, _normalised_by_torch, "aten.native_batch_norm"),
+    Forbidden(ch04.BATCH_NORM_2D, torch.no_grad()(ch04._bn_reference),
+              "cnncourse.checks.ch04._bn_reference"),
+    Forbidden(ch04.CROSS_ENTROPY, F.cross_entropy, "torch.nn.functional.cross_entropy"),
+    Forbidden(ch04.CROSS_ENTROPY,
+              lambda lo, t: -lo.log_softmax(1)[torch.arange(len(t)), t].mean(),
+              "aten._log_softmax"),
+    Forbidden(ch04.CROSS_ENTROPY, _by_logsumexp, "aten.logsumexp"),
+    Forbidden(ch04.CROSS_ENTROPY, ch04._ce_reference, "cnncourse.checks.ch04._ce_reference"),
+]  # fmt: skip
+test_forbidden_route_is_caught = forbidden_route_test(FORBIDDEN)
 
 
 def test_fresh_random_cases_on_every_call_and_seeds_reproduce() -> None:

@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from check_helpers import Wrong, verdict_tests
+from check_helpers import (
+    Forbidden,
+    Wrong,
+    backprop_measurement,
+    forbidden_route_test,
+    verdict_tests,
+)
 from torch import nn
 
 from cnncourse.checks import ch05
@@ -168,6 +174,21 @@ WRONG: list[Wrong] = [
     ],
     ending=None,
 )
+
+
+FORBIDDEN = [
+    # (exercise, shortcut, the route its one sentence names)
+    Forbidden(ch05.LENET5_LOGITS, ch05._lenet_reference, "cnncourse.checks.ch05._lenet_reference"),
+    Forbidden(ch05.COLLECT_ACTIVATIONS, ch05._activation_reference,
+              "cnncourse.checks.ch05._activation_reference"),
+    Forbidden(ch05.RECEPTIVE_FIELD, lambda model: model(torch.ones(1, 2, 64, 64)).shape[-1],
+              "Sequential.forward", correct=False),
+    Forbidden(ch05.RECEPTIVE_FIELD, backprop_measurement, "aten.convolution"),
+    Forbidden(ch05.RECEPTIVE_FIELD, lambda model: backprop_measurement(model, convolve=False),
+              "torch.autograd"),
+    Forbidden(ch05.RECEPTIVE_FIELD, ch05._rf_reference, "cnncourse.checks.ch05._rf_reference"),
+]  # fmt: skip
+test_forbidden_route_is_caught = forbidden_route_test(FORBIDDEN)
 
 
 def test_unordered_activations_fail() -> None:

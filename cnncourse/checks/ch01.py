@@ -23,6 +23,7 @@ from cnncourse.checks.core import (
     compare_tensor,
     draw_int,
 )
+from cnncourse.checks.guard import CONVOLUTION, PARAMETER_TENSORS
 
 __all__ = [
     "CONV_MATRIX",
@@ -112,6 +113,8 @@ LAYER_PARAMS = Exercise(
     reference=_layer_reference,
     compare=_layer_compare,
     describe=_layer_describe,
+    forbidden=(PARAMETER_TENSORS,),
+    asks="count the parameters from the layer's configuration",
 )
 
 
@@ -160,6 +163,8 @@ CONV_MATRIX = Exercise(
     reference=_matrix_reference,
     compare=_matrix_compare,
     describe=_matrix_describe,
+    forbidden=(CONVOLUTION,),
+    asks="build the matrix from the kernel's values, without running a convolution",
 )
 
 

@@ -25,6 +25,7 @@ from cnncourse.checks.core import (
     draw_int,
 )
 from cnncourse.checks.fields import measured_receptive_field
+from cnncourse.checks.guard import AUTOGRAD, CONVOLUTION, IM2COL, MODEL_FORWARD
 
 __all__ = [
     "CONV2D_LOOPS",
@@ -119,6 +120,8 @@ CONV2D_LOOPS = Exercise(
         "conv2d_loops", expected, got, _conv_describe(case)
     ),
     describe=_conv_describe,
+    forbidden=(CONVOLUTION, IM2COL),
+    asks="write the loops yourself",
 )
 
 CONV2D_UNFOLD = Exercise(
@@ -132,6 +135,8 @@ CONV2D_UNFOLD = Exercise(
         "conv2d_unfold", expected, got, _conv_describe(case)
     ),
     describe=_conv_describe,
+    forbidden=(CONVOLUTION,),
+    asks="compute the convolution with F.unfold and one matrix multiplication",
 )
 
 
@@ -194,6 +199,8 @@ OUTPUT_SIZE = Exercise(
         "output_size", expected, got, _size_describe(case)
     ),
     describe=_size_describe,
+    forbidden=(CONVOLUTION,),
+    asks="compute the length from the sizes, without running a layer",
 )
 
 
@@ -294,6 +301,8 @@ RECEPTIVE_FIELD = Exercise(
         "receptive_field", expected, got, _field_describe(case)
     ),
     describe=_field_describe,
+    forbidden=(MODEL_FORWARD, CONVOLUTION, AUTOGRAD),
+    asks="compute the field from the layers' settings, without running the model",
 )
 
 EXERCISES: tuple[Exercise, ...] = (CONV2D_LOOPS, OUTPUT_SIZE, RECEPTIVE_FIELD, CONV2D_UNFOLD)

@@ -23,6 +23,7 @@ from cnncourse.checks.core import (
     compare_tensor,
     draw_int,
 )
+from cnncourse.checks.guard import AUTOGRAD, AVERAGE_POOLING, MAX_POOLING
 
 __all__ = [
     "EXERCISES",
@@ -105,6 +106,8 @@ MAX_POOL2D = Exercise(
     reference=_max_pool_reference,
     compare=_max_pool_compare,
     describe=_pool_describe,
+    forbidden=(MAX_POOLING,),
+    asks="write the pooling yourself",
 )
 
 
@@ -136,6 +139,8 @@ MAX_POOL2D_BACKWARD = Exercise(
     reference=_backward_reference,
     compare=_backward_compare,
     describe=_pool_describe,
+    forbidden=(MAX_POOLING, AUTOGRAD),
+    asks="route each window's gradient to its maximum yourself, without autograd",
 )
 
 
@@ -180,6 +185,8 @@ GLOBAL_AVG_POOL = Exercise(
     reference=_gap_reference,
     compare=_gap_compare,
     describe=_gap_describe,
+    forbidden=(AVERAGE_POOLING,),
+    asks="compute each channel's mean yourself",
 )
 
 

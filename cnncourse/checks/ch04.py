@@ -31,6 +31,7 @@ from cnncourse.checks.core import (
     draw_int,
     type_name,
 )
+from cnncourse.checks.guard import LOG_SOFTMAX, NORMALISATION, Route
 from cnncourse.checks.tiny_nets import (
     NoGradGuard,
     build_net,
@@ -147,6 +148,7 @@ TRAIN_STEPS = Exercise(
     reference=_train_reference,
     compare=_train_compare,
     describe=_train_describe,
+    asks="write the training loop yourself",
 )
 
 
@@ -238,6 +240,8 @@ EVALUATE_MODEL = Exercise(
     reference=_eval_reference,
     compare=_eval_compare,
     describe=_eval_describe,
+    forbidden=(Route("the course's evaluation loop", python=("cnncourse.training.evaluate",)),),
+    asks="write the evaluation loop yourself",
 )
 
 
@@ -337,6 +341,8 @@ BATCH_NORM_2D = Exercise(
     reference=_bn_reference,
     compare=_bn_compare,
     describe=_bn_describe,
+    forbidden=(NORMALISATION,),
+    asks="compute the normalisation and the running averages yourself",
 )
 
 
@@ -389,6 +395,8 @@ CROSS_ENTROPY = Exercise(
     reference=_ce_reference,
     compare=_ce_compare,
     describe=_ce_describe,
+    forbidden=(LOG_SOFTMAX,),
+    asks="compute it from the logits yourself, with the log-sum-exp trick written out",
 )
 
 EXERCISES: tuple[Exercise, ...] = (TRAIN_STEPS, EVALUATE_MODEL, BATCH_NORM_2D, CROSS_ENTROPY)

@@ -28,6 +28,7 @@ from cnncourse.checks.core import (
     type_name,
 )
 from cnncourse.checks.fields import measured_receptive_field
+from cnncourse.checks.guard import AUTOGRAD, CONVOLUTION, MODEL_FORWARD
 
 __all__ = [
     "COLLECT_ACTIVATIONS",
@@ -328,6 +329,8 @@ RECEPTIVE_FIELD = Exercise(
     reference=_rf_reference,
     compare=_rf_compare,
     describe=_rf_describe,
+    forbidden=(MODEL_FORWARD, CONVOLUTION, AUTOGRAD),
+    asks="compute the field with the recurrence of section 4.1, without running the model",
 )
 
 EXERCISES: tuple[Exercise, ...] = (LENET5_LOGITS, COLLECT_ACTIVATIONS, RECEPTIVE_FIELD)

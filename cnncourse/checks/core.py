@@ -10,10 +10,14 @@ An :class:`Exercise` describes one graded function:
   so a function that modifies its arguments cannot change the expected answer.
 - ``reference(*args)`` computes the expected output, with PyTorch itself wherever possible.
 - ``compare(expected, got, case)`` returns ``None`` or ONE plain sentence saying what is wrong.
+- ``forbidden`` lists the routes (:class:`~cnncourse.checks.guard.Route`) the student's function
+  must not take, and ``asks`` what the exercise asks instead; the check's own ``reference`` is
+  always forbidden too.
 
-:func:`check` runs an exercise in-process for instant feedback in a notebook. The autograder
-(:mod:`cnncourse.grade`) uses the same specs, but calls the student's function in a sandboxed
-process and compares in its own.
+The student's function is always called through :meth:`Exercise.call_student`, which builds the
+arguments and runs the function under the shared guard (:mod:`cnncourse.checks.guard`).
+:func:`check` does so in-process for instant feedback in a notebook; the autograder's worker
+calls the same method in its sandboxed process, and the grader compares in its own.
 """
 
 from __future__ import annotations
@@ -26,13 +30,17 @@ from typing import Any
 
 import torch
 
+from cnncourse.checks.guard import ForbiddenRoute, Guard, Route, dotted_name
 from cnncourse.errors import one_line
 
 __all__ = [
     "Case",
     "CheckResult",
     "Exercise",
+    "ForbiddenRoute",
+    "Guard",
     "Opaque",
+    "Route",
     "check",
     "compare_float",
     "compare_int",
@@ -65,11 +73,36 @@ class Exercise:
     compare: Callable[[Any, Any, Case], str | None]
     describe: Callable[[Case], str]
     """A short description of a case's input, for messages: ``"a 3x2 kernel on a 5x7 image"``."""
+    forbidden: tuple[Route, ...] = ()
+    """The routes the student's function must not take, besides the check's own reference."""
+    asks: str = "write it yourself"
+    """What the exercise asks instead, ending the sentence that reports a forbidden route:
+    ``"write the loops yourself"``."""
 
     def expected(self, case: Case) -> Any:
         """The reference output for one case, from freshly built arguments."""
         with torch.no_grad():
             return self.reference(*self.build(case))
+
+    @property
+    def guard(self) -> Guard:
+        """The shared guard for this exercise: its forbidden routes and the check's own
+        reference (plain data, for a worker that builds arguments but has no references)."""
+        own_reference = Route("the check's own reference", python=(dotted_name(self.reference),))
+        return Guard(self.name, self.asks, (*self.forbidden, own_reference))
+
+    def call_student(self, fn: Callable[..., Any], case: Case) -> Any:
+        """``fn``'s output for one case: freshly built arguments, under :attr:`guard`.
+
+        Every caller of a student's function (the notebook check and the grader's worker) goes
+        through here, or through ``guard.call(fn, args)`` where the arguments were built
+        elsewhere, so both reject the same forbidden routes.
+
+        Raises:
+            ForbiddenRoute: one sentence naming the forbidden route ``fn`` took.
+            BaseException: whatever else ``fn`` raised.
+        """
+        return self.guard.call(fn, self.build(case))
 
 
 @dataclass(frozen=True)
@@ -136,8 +169,13 @@ def not_implemented_sentence(name: str) -> str:
 
 
 def error_sentence(name: str, error_type: str, message: str, where: str) -> str:
-    """One sentence for an exception raised by a student's function."""
+    """One sentence for an exception raised by a student's function.
+
+    The guard's :class:`~cnncourse.checks.guard.ForbiddenRoute` is already that sentence.
+    """
     message = " ".join(message.split())
+    if error_type == ForbiddenRoute.__name__ and message.startswith(f"{name} called "):
+        return message
     if len(message) > MAX_QUOTE:
         message = message[: MAX_QUOTE - 3] + "..."
     detail = f" ({message})" if message else ""
@@ -243,7 +281,7 @@ def _run_check(exercise: Exercise, fn: Any, seed: int | None) -> tuple[str | Non
     for case in cases:
         where = exercise.describe(case)
         try:
-            got = fn(*exercise.build(case))
+            got = exercise.call_student(fn, case)
         except NotImplementedError:
             return not_implemented_sentence(name), len(cases)
         except KeyboardInterrupt:

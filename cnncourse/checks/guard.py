@@ -100,7 +100,7 @@ def _watch_key(dotted: str) -> CodeType | BuiltinFunctionType | None:
             if inspect.ismodule(value) and not hasattr(value, part):
                 importlib.import_module(".".join(parts[: index + 1]))  # a submodule
             value = getattr(value, part)
-    except (ImportError, AttributeError):
+    except Exception:  # noqa: BLE001 - not importable here (a sandbox may refuse the lookup)
         return None
     if isinstance(value, BuiltinFunctionType):
         return value

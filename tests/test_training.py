@@ -112,8 +112,11 @@ def test_evaluate_restores_train_mode_after_an_error() -> None:
 
 
 def test_evaluate_rejects_bad_loaders() -> None:
-    with pytest.raises(TypeError, match=r"loader is a list, but it must be a .*DataLoader"):
-        evaluate(fixed_linear(), [(torch.zeros(1, 2), torch.zeros(1).long())])  # type: ignore[arg-type]
+    batches = ((torch.zeros(1, 2), torch.zeros(1).long()) for _ in range(2))  # no length
+    with pytest.raises(TypeError, match=r"loader is a generator, but it must be an iterable of"):
+        evaluate(fixed_linear(), batches)  # type: ignore[arg-type]
+    as_list = [(torch.zeros(1, 2), torch.zeros(1).long())]  # any sized iterable of batches works
+    assert evaluate(fixed_linear(), as_list).accuracy in (0.0, 1.0)
     empty = DataLoader(TensorDataset(torch.zeros(0, 2), torch.zeros(0).long()), batch_size=2)
     with pytest.raises(ValueError, match="no batches"):
         evaluate(fixed_linear(), empty)
@@ -156,7 +159,15 @@ def test_fit_learns_a_separable_problem_and_records_history() -> None:
         "val_loss",
         "val_acc",
         "seconds",
+        "train_time",
+        "eval_epoch",
+        "eval_train_seconds",
+        "eval_acc",
+        "eval_loss",
     }
+    assert history.eval_epoch == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]  # one evaluation per epoch
+    assert history.eval_acc == history.val_acc
+    assert 0 < history.train_seconds <= history.total_seconds
 
 
 def test_fit_without_validation_records_nan(capsys: pytest.CaptureFixture[str]) -> None:
@@ -228,17 +239,18 @@ def test_fit_rejects_bad_epochs(bad: object) -> None:
     assert str(info.value) == f"epochs is {bad!r}, but it must be a positive integer."
 
 
-def test_fit_rejects_a_list_instead_of_a_data_loader() -> None:
+def test_fit_rejects_batches_without_a_length_or_a_bare_data_set() -> None:
     model = small_model()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    batches = [(torch.zeros(2, 2), torch.zeros(2).long())]
+    batches = ((torch.zeros(2, 2), torch.zeros(2).long()) for _ in range(3))
     with pytest.raises(TypeError) as info:
         fit(model, batches, optimizer, 1, progress=False)  # type: ignore[arg-type]
     message = str(info.value)
     assert message.startswith(
-        "train_loader is a list, but it must be a torch.utils.data.DataLoader"
+        "train_loader is a generator, but it must be an iterable of (inputs, labels) batches "
+        "with a length"
     )
-    assert "DataLoader(dataset, batch_size=...)" in message
+    assert "torch.utils.data.DataLoader" in message and "TensorLoader" in message
     loader = DataLoader(separable_problem(8), batch_size=4)
     with pytest.raises(TypeError, match="^val_loader is a TensorDataset"):
         fit(model, loader, optimizer, 1, val_loader=separable_problem(4), progress=False)  # type: ignore[arg-type]
@@ -283,7 +295,7 @@ def test_checkpoint_is_written_atomically_after_every_epoch(tmp_path: Path) -> N
     path = tmp_path / "runs" / "ckpt.pt"  # the folder is created
     history = _short_run(path, 2)
     payload = torch.load(path, weights_only=True)
-    assert payload["format"] == "cnncourse-checkpoint-1"
+    assert payload["format"] == "cnncourse-checkpoint-2"
     assert payload["epoch"] == 2
     np.testing.assert_equal(payload["history"], history.as_dict())  # NaN == NaN here
     assert set(payload) >= {"model", "optimizer", "scheduler", "rng"}
@@ -337,7 +349,7 @@ def test_a_torch_file_that_is_no_checkpoint_is_refused(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError) as info:
         _fit_with(path, small_model())
     assert_one_sentence(str(info.value))
-    assert f"checkpoint {path} is not a cnncourse-checkpoint-1 file" in str(info.value)
+    assert f"checkpoint {path} is not a cnncourse-checkpoint-2 file" in str(info.value)
     assert path.read_bytes() == before
 
 
@@ -350,7 +362,7 @@ def test_checkpoint_of_a_different_model_is_refused_and_kept(tmp_path: Path) -> 
     with pytest.raises(CheckpointError) as info:
         _fit_with(path, other)
     message = str(info.value)
-    head = f"checkpoint {path} does not fit this model, optimizer or scheduler ("
+    head = f"checkpoint {path} does not fit this model, optimizer, scheduler or loader ("
     tail = "); pass another checkpoint path to start afresh."
     assert message.startswith(head) and message.endswith(tail)
     quoted = message[len(head) : -len(tail)]  # PyTorch's own (multi-line) reason, on one line
@@ -473,3 +485,94 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(killed_job: KilledJob)
     assert scheduler.state_dict() == reference_scheduler.state_dict()
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.02 * 0.8**4)
     assert torch.load(checkpoint, weights_only=True)["epoch"] == 4
+
+
+# --- fit on the tensor loader, evaluations within epochs, budgets, precision -----------------
+
+
+def tensor_problem(n: int = 96, seed: int = 0):
+    from cnncourse.tensor_data import ImageTensors
+
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n, 1, 4, 4), generator=generator, dtype=torch.uint8)
+    labels = (images.float().mean(dim=(1, 2, 3)) > 127.5).long()
+    return ImageTensors(images, labels, ("dark", "light"), "toy")
+
+
+def conv_model(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(64, 2)
+    )
+
+
+def tensor_run(path: Path | None, epochs: int, **kwargs: object) -> tuple[nn.Module, History]:
+    from cnncourse.augment import RandomCrop
+    from cnncourse.tensor_data import TensorLoader
+
+    data = tensor_problem()
+    loader = TensorLoader(data, 16, seed=4, mean=(0.5,), std=(0.3,), augment=[RandomCrop(1)])
+    val = TensorLoader(data, 48, shuffle=False, mean=(0.5,), std=(0.3,))
+    model = conv_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=5, gamma=0.5)
+    history = fit(
+        model, loader, optimizer, epochs, val_loader=val, scheduler=scheduler,
+        scheduler_step="batch", device="cpu", checkpoint=path, progress=False, **kwargs,
+    )
+    return model, history
+
+
+def test_fit_on_the_tensor_loader_resumes_exactly_from_a_checkpoint(tmp_path: Path) -> None:
+    model, history = tensor_run(None, 4, evals_per_epoch=3)
+    path = tmp_path / "tensor.pt"
+    tensor_run(path, 2, evals_per_epoch=3)  # two epochs, then the "session" ends
+    assert torch.load(path, weights_only=True)["loader"] == {"epoch": 2, "batch": 0, "seed": 4}
+    resumed, resumed_history = tensor_run(path, 4, evals_per_epoch=3)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+    assert resumed_history.train_loss == history.train_loss
+    assert resumed_history.eval_acc == history.eval_acc
+
+
+def test_evaluations_within_epochs_feed_time_to_a_target() -> None:
+    _, history = tensor_run(None, 3, evals_per_epoch=3)
+    assert history.eval_epoch == pytest.approx([1 / 3, 2 / 3, 1, 4 / 3, 5 / 3, 2, 7 / 3, 8 / 3, 3])
+    seconds = history.eval_train_seconds
+    assert all(later > earlier for earlier, later in zip(seconds, seconds[1:]))
+    assert history.val_acc == [history.eval_acc[i] for i in (2, 5, 8)]
+    best = max(history.eval_acc)
+    first = history.eval_acc.index(best)
+    assert history.time_to(best) == seconds[first]
+    assert history.time_to(1.01) is None
+
+
+def test_a_time_budget_stops_training_at_the_first_batch_past_it(tmp_path: Path) -> None:
+    path = tmp_path / "budget.pt"
+    model, history = tensor_run(path, 50, time_budget=0.05)
+    assert 1 <= len(history) < 50
+    assert history.train_seconds >= 0.05
+    assert history.eval_train_seconds[-1] >= 0.05  # a last evaluation where it stopped
+    again_model, again = tensor_run(path, 50, time_budget=0.05)  # a finished run stays finished
+    assert again.as_dict() == history.as_dict()
+
+
+def test_bf16_autocast_and_channels_last_train_on_the_cpu() -> None:
+    model, history = tensor_run(None, 2, precision="bf16", channels_last=True)
+    assert all(math.isfinite(v) for v in history.train_loss)
+    assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert model[0].weight.dtype == torch.float32  # autocast leaves the parameters in float32
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"evals_per_epoch": 0}, "evals_per_epoch is 0, but it must be a positive integer"),
+        ({"time_budget": -1.0}, "time_budget is -1.0, but it must be a positive number"),
+        ({"clip_grad_norm": 0}, "clip_grad_norm is 0, but it must be a positive number"),
+        ({"precision": "fp8"}, "prefer is 'fp8', but it must be 'auto', 'bf16', 'fp16' or 'fp32'"),
+    ],
+)
+def test_fit_names_a_bad_new_argument(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        tensor_run(None, 1, **kwargs)

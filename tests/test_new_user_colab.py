@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
 import pytest
-from env_files import requirements
+from env_files import pyproject, requirements
 
 from tools.colab_setup import colab_link, current_setup, repository, setup_block
 from tools.make_student_copies import NOTEBOOKS_DIR, SOLUTIONS_DIR, sources
@@ -89,6 +90,14 @@ def test_setup_block_pins_the_configured_ref() -> None:
     repo = repository()
     assert repo.ref not in ("main", "master"), "pin a tag or a commit, not a moving branch"
     assert f'"cnncourse @ git+{repo.url}@{repo.ref}"' in setup_block(repo)
+
+
+def test_a_release_tag_names_the_package_version() -> None:
+    """pip reinstalls a git requirement only when its version differs from the installed one,
+    so each release tag must carry its own version, or a runtime keeps an older copy's code."""
+    ref = repository().ref
+    if re.fullmatch(r"v\d+(\.\d+)*", ref):
+        assert ref == f"v{pyproject()['project']['version']}"
 
 
 def test_a_config_without_a_github_url_is_refused(tmp_path: Path) -> None:

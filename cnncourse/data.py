@@ -146,7 +146,8 @@ def _load_mnist_like(
                 _copy_missing(mirror / name / "raw", raw, _MNIST_LIKE_FILES)
             archives_here = all((raw / f).is_file() for f in _MNIST_LIKE_FILES)
             # With the archives present, download=True only verifies and extracts them.
-            return cls(str(base), train=train, transform=transform, download=download or archives_here)
+            found = download or archives_here
+            return cls(str(base), train=train, transform=transform, download=found)
     except (RuntimeError, OSError) as err:
         raise DataNotFoundError(
             f"{name} is not in {show_path(raw)} and {_why(download, err)}; put its four .gz "
@@ -232,7 +233,8 @@ def cifar10(
         except RuntimeError as err:  # torchvision's md5 check failed
             raise DataNotFoundError(
                 f"CIFAR-10's batches in {show_path(folder)} failed torchvision's md5 check, so at "
-                "least one is damaged; delete the folder so that they are copied or downloaded again."
+                "least one is damaged; delete the folder so that they are copied or downloaded "
+                "again."
             ) from err
     try:
         with _tidy_on_failure(base, folder):

@@ -156,11 +156,11 @@ def cuda_summary(smi: str | None = None) -> str:
     if build is None:
         return "CPU-only torch build (no CUDA)"
     smi = smi if smi is not None else _nvidia_smi()
+    name, _, driver = (smi or "").partition(", ")
+    if torch.cuda.is_available():
+        return f"torch built for CUDA {build}; driver {driver or 'unknown (no nvidia-smi)'}"
     if smi is None:
         return f"torch built for CUDA {build}; no NVIDIA driver found"
-    name, _, driver = smi.partition(", ")
-    if torch.cuda.is_available():
-        return f"torch built for CUDA {build}; driver {driver}"
     return (
         f"torch built for CUDA {build} cannot use the {name} (driver {driver}): update the "
         "NVIDIA driver, or install a torch built for an older CUDA"

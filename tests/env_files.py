@@ -100,7 +100,8 @@ def incompatibility(name: str, wanted: SpecifierSet, given: SpecifierSet) -> str
             ok = spec in given
             what = f"the same {spec}"
         if not ok:
-            return f"{name}: pyproject.toml wants {wanted}, the conda file has {given or 'no bound'}; needs {what}"
+            has = given or "no bound"
+            return f"{name}: pyproject.toml wants {wanted}, the conda file has {has}; needs {what}"
     return None
 
 

@@ -323,7 +323,11 @@ def test_cuda_summary_explains_a_gpu_torch_cannot_use(monkeypatch: pytest.Monkey
         "NVIDIA driver, or install a torch built for an older CUDA"
     )
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert course_device.cuda_summary("Tesla T4, 570.1") == "torch built for CUDA 12.8; driver 570.1"
+    working = course_device.cuda_summary("Tesla T4, 570.1")
+    assert working == "torch built for CUDA 12.8; driver 570.1"
+    monkeypatch.setattr(course_device, "_nvidia_smi", lambda: None)  # e.g. no nvidia-smi on PATH
+    unknown = course_device.cuda_summary()
+    assert unknown == "torch built for CUDA 12.8; driver unknown (no nvidia-smi)"
 
 
 def test_cuda_summary_without_a_driver(monkeypatch: pytest.MonkeyPatch) -> None:

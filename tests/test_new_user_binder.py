@@ -2,7 +2,7 @@
 
 mybinder.org builds the repository with repo2docker, which looks in ``binder/`` first and then
 ignores the files at the root; reads the Python version only from an exact ``python=X.Y`` line of
-its environment.yml (repo2docker's conda buildpack: ``PYTHON_REGEX = r"python\\s*=+\\s*([\\d\\.]*)"``,
+its environment.yml (repo2docker's conda buildpack matches a pattern, used the same way below;
 anything else falls back to its default Python); runs ``postBuild`` from the repository's root;
 and starts every session through ``start``. These tests read the files as repo2docker would, then
 run ``postBuild`` and ``start`` with stand-ins for pip and for the server.

@@ -92,7 +92,8 @@ def clean_env(venv: Path, **extra: str) -> dict[str, str]:
     """This process's environment less pip's, uv's and Python's settings, with ``venv`` first."""
     drop = ("PIP_", "UV_", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "CNNCOURSE_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
-    env |= {"PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}", "PIP_CONFIG_FILE": os.devnull}
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    env["PIP_CONFIG_FILE"] = os.devnull  # no pip.conf: no index, no find-links
     return env | extra
 
 
@@ -124,7 +125,7 @@ def fresh_venv(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         [str(python), "-m", "pip", "install", "--no-index", "--no-cache-dir", str(wheel)],
         env=clean_env(venv), cwd=base, capture_output=True, text=True, check=False,
     )
-    assert pip.returncode == 0, f"plain pip could not install the package:\n{pip.stdout}{pip.stderr}"
+    assert pip.returncode == 0, f"plain pip failed to install the package:\n{pip.stdout}{pip.stderr}"
     return venv, pip.stdout
 
 

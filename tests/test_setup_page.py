@@ -43,7 +43,11 @@ def test_the_page_names_only_environment_variables_the_package_reads() -> None:
 
 @pytest.mark.parametrize(
     "form",
-    ["export CNNCOURSE_PROFILE=smoke", '$env:CNNCOURSE_PROFILE = "smoke"', "set CNNCOURSE_PROFILE=smoke"],
+    [
+        "export CNNCOURSE_PROFILE=smoke",
+        '$env:CNNCOURSE_PROFILE = "smoke"',
+        "set CNNCOURSE_PROFILE=smoke",
+    ],
     ids=["bash", "powershell", "cmd"],
 )
 def test_every_shell_gets_its_form_of_an_environment_variable(form: str) -> None:
@@ -69,7 +73,8 @@ def test_the_learners_uv_environment_has_no_maintainer_tool() -> None:
     learner = [d["name"] for d in course["dependencies"] + course["dev-dependencies"]["lab"]]
     reached = _closure(packages, learner)
     assert "jupyterlab" in reached and not reached & MAINTAINER_TOOLS
-    assert MAINTAINER_TOOLS <= _closure(packages, [d["name"] for d in course["dev-dependencies"]["dev"]])
+    maintainers = [d["name"] for d in course["dev-dependencies"]["dev"]]
+    assert MAINTAINER_TOOLS <= _closure(packages, maintainers)
 
 
 def test_every_uv_command_for_learners_leaves_the_maintainers_tools_out() -> None:

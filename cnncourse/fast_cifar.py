@@ -28,8 +28,9 @@ decay ``2e-6 / lr`` (Muon's step does not depend on the gradient's scale).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 from torch import nn
@@ -48,8 +49,8 @@ __all__ = [
     "CifarPreset",
     "FastCifarNet",
     "FastCifarRun",
-    "tta_accuracy",
     "train_fast_cifar",
+    "tta_accuracy",
 ]
 
 TTA = Literal["none", "flip", "flip_translate"]
@@ -121,7 +122,9 @@ class FastCifarNet(nn.Module):
 
     def __init__(self, widths: tuple[int, int, int] = (64, 256, 256), classes: int = 10) -> None:
         super().__init__()
-        if len(widths) != 3 or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
+        if len(widths) != 3 or any(
+            isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths
+        ):
             raise ValueError(f"widths is {widths!r}, but it must be three positive integers.")
         self.whiten = nn.Conv2d(3, 24, kernel_size=2, bias=True)  # 12 eigenvectors and negatives
         self.whiten.weight.requires_grad_(False)
@@ -145,7 +148,9 @@ class FastCifarNet(nn.Module):
         patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, 12)
         covariance = patches.T @ patches / len(patches)
         eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
-        filters = eigenvectors.T.reshape(12, 3, 2, 2) / torch.sqrt(eigenvalues + eps).view(-1, 1, 1, 1)
+        filters = eigenvectors.T.reshape(12, 3, 2, 2) / torch.sqrt(eigenvalues + eps).view(
+            -1, 1, 1, 1
+        )
         self.whiten.weight.copy_(torch.cat([filters, -filters]).to(self.whiten.weight))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -220,7 +225,7 @@ def _optimizer(model: FastCifarNet, preset: CifarPreset) -> Muon:
     filters = [p for p in model.body.parameters() if p.ndim == 4]
     batch = preset.batch_size
 
-    def sgd(params: list[nn.Parameter], lr: float) -> dict[str, object]:
+    def sgd(params: Sequence[torch.Tensor], lr: float) -> dict[str, object]:
         return {
             "params": params,
             "lr": lr * batch,
@@ -230,7 +235,7 @@ def _optimizer(model: FastCifarNet, preset: CifarPreset) -> Muon:
 
     return Muon(
         [
-            sgd([model.whiten.bias], preset.bias_lr),  # type: ignore[list-item]
+            sgd([cast(torch.Tensor, model.whiten.bias)], preset.bias_lr),
             sgd(norm_biases, preset.bias_lr),
             sgd([model.head.weight], preset.head_lr),
             {

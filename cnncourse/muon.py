@@ -68,7 +68,9 @@ class Muon(torch.optim.Optimizer):
         ns_steps: int = 3,
     ) -> None:
         if lr < 0 or not 0 <= momentum < 1:
-            raise ValueError(f"lr is {lr!r} and momentum {momentum!r}; need lr >= 0, 0 <= momentum < 1.")
+            raise ValueError(
+                f"lr is {lr!r} and momentum {momentum!r}; need lr >= 0, 0 <= momentum < 1."
+            )
         defaults = {
             "lr": lr,
             "momentum": momentum,

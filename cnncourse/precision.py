@@ -79,17 +79,23 @@ def choose_precision(device: torch.device | str, prefer: str = "auto") -> Precis
     if prefer == "fp32":
         return Precision(dev.type, None, "float32, as asked")
     if prefer == "fp16" and dev.type != "cuda":
-        raise ValueError(f"prefer is 'fp16', but fp16 training is offered on CUDA only, not {dev.type}.")
+        raise ValueError(
+            f"prefer is 'fp16', but fp16 training is offered on CUDA only, not {dev.type}."
+        )
     if dev.type == "cuda":
         if prefer == "fp16" or (prefer == "auto" and not torch.cuda.is_bf16_supported()):
             return Precision("cuda", torch.float16, "autocast to fp16 with a gradient scaler")
         return Precision("cuda", torch.bfloat16, "autocast to bf16 (this GPU supports it)")
     if dev.type == "cpu":
         if prefer == "bf16" or cpu_has_native_bf16():
-            return Precision("cpu", torch.bfloat16, "autocast to bf16 (the CPU computes it natively)")
+            return Precision(
+                "cpu", torch.bfloat16, "autocast to bf16 (the CPU computes it natively)"
+            )
         return Precision(
-            "cpu", None, "float32: this CPU has no native bf16 (AVX-512 BF16 or AMX), so autocast "
-            "would be slower"
+            "cpu",
+            None,
+            "float32: this CPU has no native bf16 (AVX-512 BF16 or AMX), so autocast "
+            "would be slower",
         )
     return Precision(dev.type, None, f"float32 on {dev.type}")
 

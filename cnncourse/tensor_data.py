@@ -36,6 +36,7 @@ __all__ = [
     "ImageTensors",
     "TensorLoader",
     "load_tensors",
+    "split_indices",
     "split_off",
 ]
 
@@ -76,21 +77,25 @@ class ImageTensors:
         )
 
 
-def split_off(
-    tensors: ImageTensors, n: int, seed: int = 0
-) -> tuple[ImageTensors, ImageTensors]:
+def split_indices(size: int, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions (rest, part), each sorted, of a seeded random split of ``size`` items with ``n``
+    in ``part``: the split :func:`split_off` makes, for a data set read another way (PIL)."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 < n < size:
+        raise ValueError(
+            f"n is {n!r}, but it must be an integer between 1 and {size - 1} for a split "
+            f"of {size} items."
+        )
+    order = torch.randperm(size, generator=torch.Generator().manual_seed(seed))
+    return order[n:].sort().values, order[:n].sort().values
+
+
+def split_off(tensors: ImageTensors, n: int, seed: int = 0) -> tuple[ImageTensors, ImageTensors]:
     """Split ``tensors`` into (rest, part) with ``n`` randomly chosen items in ``part``.
 
     Use it to carve a validation split out of a training split, so that choices (an epoch, a
     time to an accuracy, a hyperparameter) never read the evaluation split.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or not 0 < n < len(tensors):
-        raise ValueError(
-            f"n is {n!r}, but it must be an integer between 1 and {len(tensors) - 1} for a split "
-            f"of {len(tensors)} items."
-        )
-    order = torch.randperm(len(tensors), generator=torch.Generator().manual_seed(seed))
-    rest, part = order[n:].sort().values, order[:n].sort().values
+    rest, part = split_indices(len(tensors), n, seed)
     return (
         tensors.subset(rest, f"{tensors.split}, training part"),
         tensors.subset(part, f"{tensors.split}, validation part ({n:,} images)"),
@@ -131,7 +136,7 @@ def _read_cache(path: Path, sources: dict[str, str]) -> dict[str, Any] | None:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
         valid = isinstance(payload, dict) and isinstance(payload.get("images"), torch.Tensor)
-    except Exception as err:  # torch raises many types for a damaged file
+    except Exception as err:  # noqa: BLE001  (torch raises many types for a damaged file)
         print(
             f"NOTE: the tensor cache {data.show_path(path)} could not be read "
             f"({one_line(err)[:80]}), so it is being rebuilt from the original files.",
@@ -276,6 +281,8 @@ class TensorLoader:
         self._scale = 255.0 if images.dtype == torch.uint8 else 1.0
         self._labels = tensors.labels.to(self.device)
         channels = images.shape[1]
+        self._mean: torch.Tensor | None
+        self._std: torch.Tensor | None
         if mean is not None and std is not None:
             if len(mean) != channels or len(std) != channels:
                 raise ValueError(

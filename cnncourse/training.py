@@ -290,7 +290,11 @@ def fit(
         raise ValueError(
             f"scheduler_step is {scheduler_step!r}, but it must be 'epoch' or 'batch'."
         )
-    if isinstance(evals_per_epoch, bool) or not isinstance(evals_per_epoch, int) or evals_per_epoch < 1:
+    if (
+        isinstance(evals_per_epoch, bool)
+        or not isinstance(evals_per_epoch, int)
+        or evals_per_epoch < 1
+    ):
         raise ValueError(
             f"evals_per_epoch is {evals_per_epoch!r}, but it must be a positive integer."
         )
@@ -306,7 +310,9 @@ def fit(
         model.to(memory_format=torch.channels_last)
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     scaler = torch.amp.GradScaler(dev.type) if mode.needs_scaler else None
-    stateful_loader = hasattr(train_loader, "state_dict") and hasattr(train_loader, "load_state_dict")
+    stateful_loader = hasattr(train_loader, "state_dict") and hasattr(
+        train_loader, "load_state_dict"
+    )
     history = History()
     start_epoch = 0
     path = Path(checkpoint) if checkpoint is not None else None
@@ -380,20 +386,25 @@ def fit(
             over_budget = False
             if time_budget is not None:
                 _synchronize(dev)
-                over_budget = train_clock + epoch_train + time.perf_counter() - ticking >= time_budget
+                over_budget = (
+                    train_clock + epoch_train + time.perf_counter() - ticking >= time_budget
+                )
             if index in points or over_budget:
                 _synchronize(dev)
                 epoch_train += time.perf_counter() - ticking
-                val = evaluate(
-                    model, val_loader, loss_fn, dev, precision=mode, channels_last=channels_last  # type: ignore[arg-type]
-                )
-                history.record_eval(epoch - 1 + index / n_batches, train_clock + epoch_train, val)
+                if val_loader is not None:
+                    val = evaluate(
+                        model, val_loader, loss_fn, dev, precision=mode, channels_last=channels_last
+                    )
+                    history.record_eval(
+                        epoch - 1 + index / n_batches, train_clock + epoch_train, val
+                    )
                 ticking = time.perf_counter()
             if over_budget:
                 stopped = True
                 break
         _synchronize(dev)
-        epoch_train += time.perf_counter() - ticking  # about 0 when the epoch ended in an evaluation
+        epoch_train += time.perf_counter() - ticking  # about 0 after a last evaluation
         if count == 0:
             raise ValueError("train_loader yielded no batches; check the data set and batch_size.")
         if scheduler is not None and scheduler_step == "epoch":

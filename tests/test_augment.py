@@ -21,7 +21,9 @@ def context(seed: int = 0, epoch: int = 0, indices: torch.Tensor | None = None) 
     )
 
 
-@pytest.mark.parametrize(("mode", "torchvision_mode"), [("reflect", "reflect"), ("zeros", "constant")])
+@pytest.mark.parametrize(
+    ("mode", "torchvision_mode"), [("reflect", "reflect"), ("zeros", "constant")]
+)
 @pytest.mark.parametrize("padding", [1, 2, 4])
 def test_crop_matches_torchvision_pad_then_crop_image_by_image(
     mode: str, torchvision_mode: str, padding: int
@@ -50,7 +52,9 @@ def test_crop_offsets_shift_the_content_as_a_reference_loop_does() -> None:
 
 
 def test_crop_refuses_offsets_outside_the_padding() -> None:
-    with pytest.raises(ValueError, match=r"offsets must be an \(N, 2\) tensor of integers in \[0, 4\]"):
+    with pytest.raises(
+        ValueError, match=r"offsets must be an \(N, 2\) tensor of integers in \[0, 4\]"
+    ):
         crop(batch(2), torch.tensor([[0, 5], [0, 0]]), 2)
     with pytest.raises(ValueError, match="images has shape \\(3, 9, 11\\), but it must be a batch"):
         crop(batch(1)[0], torch.zeros(1, 2, dtype=torch.long), 1)
@@ -67,7 +71,9 @@ def test_flip_and_cutout_match_torchvision_image_by_image() -> None:
         assert torch.equal(got, TF.erase(image, top, left, h, w, torch.tensor(0.0)))
 
 
-@pytest.mark.parametrize("make", [lambda: RandomCrop(2), lambda: RandomFlip(0.5), lambda: Cutout(4)])
+@pytest.mark.parametrize(
+    "make", [lambda: RandomCrop(2), lambda: RandomFlip(0.5), lambda: Cutout(4)]
+)
 def test_random_augmentations_are_deterministic_given_the_generator(make) -> None:
     augmentation = make()
     images = batch()

@@ -71,7 +71,9 @@ def test_muon_keeps_filter_norms_and_steps_sgd_groups_as_nesterov_sgd() -> None:
     filters.grad, bias.grad = torch.randn(4, 3, 3, 3), torch.ones(4)
     optimizer.step()
     torch.testing.assert_close(bias.detach(), torch.full((4,), -0.1 * 1.5))  # g + momentum * g
-    assert abs(float(filters.detach().norm()) - 2.0) < 0.3  # held near sqrt(out_channels), then one step
+    assert (
+        abs(float(filters.detach().norm()) - 2.0) < 0.3
+    )  # held near sqrt(out_channels), then one step
     with pytest.raises(ValueError, match="fewer than 2 dimensions"):
         Muon([{"params": [bias], "orthogonalize": True}])
 
@@ -122,8 +124,9 @@ def test_a_short_run_on_real_images_learns_and_is_deterministic(tmp_path: Path) 
     accuracy = fast_cifar.tta_accuracy(run.model, held_out, "flip", run.precision)
     assert accuracy > 0.55, f"4 epochs on 4,000 images reached only {accuracy:.3f}"
     first, second = (
-        fast_cifar.train_fast_cifar(small, train.subset(torch.arange(1000)), val, epochs=1,
-                                    progress=False, seed=5)
+        fast_cifar.train_fast_cifar(
+            small, train.subset(torch.arange(1000)), val, epochs=1, progress=False, seed=5
+        )
         for _ in range(2)
     )
     assert first.history.eval_acc == second.history.eval_acc

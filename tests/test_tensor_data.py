@@ -73,7 +73,7 @@ def test_a_stale_or_damaged_cache_is_rebuilt_with_a_one_line_notice(
     assert torch.equal(rebuilt.images, good.images)
     notice = capsys.readouterr().err.strip()
     assert notice.count("\n") == 0 and notice.startswith("NOTE: the tensor cache")
-    assert notice.endswith("rebuilt from the original files.") or notice.endswith("rebuilt.")
+    assert notice.endswith(("rebuilt from the original files.", "rebuilt."))
     assert load_tensors("cifar10", True, fake.root).images.equal(good.images)
     assert capsys.readouterr().err == ""  # the rebuilt cache is valid
 
@@ -167,7 +167,10 @@ def test_a_state_from_another_loader_is_refused_in_one_sentence() -> None:
         ({"batch_size": 0}, "batch_size is 0, but it must be a positive integer"),
         ({"batch_size": 2, "seed": -1}, "seed is -1, but it must be a non-negative integer"),
         ({"batch_size": 2, "mean": (0.5,) * 3}, "mean and std must be given together"),
-        ({"batch_size": 2, "mean": (0.5,), "std": (0.5,)}, "have 1 and 1 values, but the images have 3"),
+        (
+            {"batch_size": 2, "mean": (0.5,), "std": (0.5,)},
+            "have 1 and 1 values, but the images have 3",
+        ),
         ({"batch_size": 20, "drop_last": True}, "more than the 10 images"),
     ],
 )

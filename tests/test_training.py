@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import random
@@ -517,8 +518,17 @@ def tensor_run(path: Path | None, epochs: int, **kwargs: object) -> tuple[nn.Mod
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=5, gamma=0.5)
     history = fit(
-        model, loader, optimizer, epochs, val_loader=val, scheduler=scheduler,
-        scheduler_step="batch", device="cpu", checkpoint=path, progress=False, **kwargs,
+        model,
+        loader,
+        optimizer,
+        epochs,
+        val_loader=val,
+        scheduler=scheduler,
+        scheduler_step="batch",
+        device="cpu",
+        checkpoint=path,
+        progress=False,
+        **kwargs,
     )
     return model, history
 
@@ -539,7 +549,7 @@ def test_evaluations_within_epochs_feed_time_to_a_target() -> None:
     _, history = tensor_run(None, 3, evals_per_epoch=3)
     assert history.eval_epoch == pytest.approx([1 / 3, 2 / 3, 1, 4 / 3, 5 / 3, 2, 7 / 3, 8 / 3, 3])
     seconds = history.eval_train_seconds
-    assert all(later > earlier for earlier, later in zip(seconds, seconds[1:]))
+    assert all(later > earlier for earlier, later in itertools.pairwise(seconds))
     assert history.val_acc == [history.eval_acc[i] for i in (2, 5, 8)]
     best = max(history.eval_acc)
     first = history.eval_acc.index(best)
@@ -549,12 +559,30 @@ def test_evaluations_within_epochs_feed_time_to_a_target() -> None:
 
 def test_a_time_budget_stops_training_at_the_first_batch_past_it(tmp_path: Path) -> None:
     path = tmp_path / "budget.pt"
-    model, history = tensor_run(path, 50, time_budget=0.05)
+    _model, history = tensor_run(path, 50, time_budget=0.05)
     assert 1 <= len(history) < 50
     assert history.train_seconds >= 0.05
     assert history.eval_train_seconds[-1] >= 0.05  # a last evaluation where it stopped
-    again_model, again = tensor_run(path, 50, time_budget=0.05)  # a finished run stays finished
+    _again_model, again = tensor_run(path, 50, time_budget=0.05)  # a finished run stays finished
     assert again.as_dict() == history.as_dict()
+
+
+def test_a_time_budget_without_a_validation_split_still_stops_and_times() -> None:
+    from cnncourse.tensor_data import TensorLoader
+
+    model = conv_model()
+    loader = TensorLoader(tensor_problem(), 16, seed=1)
+    history = fit(
+        model,
+        loader,
+        torch.optim.SGD(model.parameters(), lr=0.05),
+        50,
+        device="cpu",
+        time_budget=0.05,
+        progress=False,
+    )
+    assert 1 <= len(history) < 50 and history.train_seconds >= 0.05
+    assert history.eval_acc == [] and math.isnan(history.val_acc[-1])
 
 
 def test_bf16_autocast_and_channels_last_train_on_the_cpu() -> None:

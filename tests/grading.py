@@ -104,13 +104,13 @@ class Chapter:
 def run_grader(
     folder: Path, chapter: Chapter, out: Path, *options: str, timeout: float = 900
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m cnncourse.grade FOLDER --chapter NN --out OUT [OPTIONS]`` from the root.
+    """Run ``python -m cnncourse.grading FOLDER --chapter NN --out OUT [OPTIONS]`` from the root.
 
     Asserts that the grader exits with 0 (its stderr is the failure message) and returns the
     finished process, whose ``stdout`` is the grader's summary. ``timeout`` bounds the whole run.
     """
     run = subprocess.run(
-        [sys.executable, "-m", "cnncourse.grade", str(folder), "--chapter", chapter.number,
+        [sys.executable, "-m", "cnncourse.grading", str(folder), "--chapter", chapter.number,
          "--out", str(out), *options],
         check=False, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
     )  # fmt: skip

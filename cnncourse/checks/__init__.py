@@ -5,7 +5,8 @@
   while the learner's function runs, in the notebook check and in the autograder alike.
 - :mod:`cnncourse.checks.ch01`, ``ch02``, ...: each chapter's exercises
   (``ch01.check_layer_params(fn)``, ...), found by their ``chNN`` module names.
-- :mod:`cnncourse.checks.worker`: the sandboxed process that runs a submission for the grader.
+- :mod:`cnncourse.checks.fixtures`: the modules exercises hand to a learner's function, apart from
+  the references (the autograder, :mod:`cnncourse.grading`, sends them into its sandbox).
 - :mod:`cnncourse.checks.tiny_nets`: the tiny float64 networks chapter 4's checks train.
 - :mod:`cnncourse.checks.fields`: the measured receptive field chapters 2 and 5 check against.
 

@@ -23,6 +23,7 @@ from cnncourse.checks.core import (
     compare_tensor,
     draw_int,
 )
+from cnncourse.checks.fixtures import PositionScale
 from cnncourse.checks.guard import CONVOLUTION, PARAMETER_TENSORS
 
 __all__ = [
@@ -169,17 +170,6 @@ CONV_MATRIX = Exercise(
 
 
 # --- Exercise 3: equivariance_error ------------------------------------------------------------
-
-
-class PositionScale(nn.Module):
-    """Multiplies every pixel by its own factor: a map that is not translation equivariant."""
-
-    def __init__(self, scale: torch.Tensor) -> None:
-        super().__init__()
-        self.scale = nn.Parameter(scale)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return images * self.scale
 
 
 def _equivariance_cases(generator: torch.Generator) -> list[Case]:

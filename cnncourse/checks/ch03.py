@@ -12,7 +12,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from cnncourse.checks.core import (
     Case,
@@ -23,6 +22,7 @@ from cnncourse.checks.core import (
     compare_tensor,
     draw_int,
 )
+from cnncourse.checks.fixtures import READOUTS, PooledFeatures
 from cnncourse.checks.guard import AUTOGRAD, AVERAGE_POOLING, MAX_POOLING
 
 __all__ = [
@@ -192,34 +192,10 @@ GLOBAL_AVG_POOL = Exercise(
 
 # --- Exercise 4: invariance_error ----------------------------------------------------------------
 
-READOUTS = ("flattened", "2x2 max-pooled", "global average pooled")
-
 
 def zero_fill_shift(images: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
     """Move images ``dx`` pixels right and ``dy`` down; uncovered pixels become zero."""
     return F.pad(images, (dx, -dx, dy, -dy))
-
-
-class PooledFeatures(nn.Module):
-    """A 3x3 convolution and ReLU, read out flattened, 2x2 max-pooled or globally averaged."""
-
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, readout: str) -> None:
-        super().__init__()
-        if readout not in READOUTS:
-            raise ValueError(f"readout is {readout!r}, but it must be one of {READOUTS}.")
-        self.conv = nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1, dtype=weight.dtype)
-        with torch.no_grad():
-            self.conv.weight.copy_(weight)
-            self.conv.bias.copy_(bias)  # type: ignore[union-attr]
-        self.readout = readout
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        maps = torch.relu(self.conv(images))
-        if self.readout == "global average pooled":
-            return maps.mean(dim=(2, 3))
-        if self.readout == "2x2 max-pooled":
-            maps = F.max_pool2d(maps, 2)
-        return maps.flatten(1)
 
 
 def _invariance_cases(generator: torch.Generator) -> list[Case]:

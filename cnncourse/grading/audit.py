@@ -1,7 +1,7 @@
-"""Defence in depth for the grader's worker: a ``sys.addaudithook`` that blocks what a graded
-function has no business doing.
+"""A second layer inside the grader's sandbox: a ``sys.addaudithook`` that refuses, with a readable
+reason, what a graded function has no business doing.
 
-Installed by :mod:`cnncourse.checks.worker` after its trusted imports and before any student code
+Installed by :mod:`cnncourse.grading.worker` after its trusted imports and before any student code
 runs, the hook refuses (with ``PermissionError``, which the student's code sees as an ordinary
 exception):
 
@@ -13,11 +13,11 @@ exception):
   sending signals, opening sockets, loading or calling C code through ``ctypes``, and changing
   resource limits.
 
-Audit hooks are NOT a security boundary (the CPython documentation says so): C extensions do I/O
-without audit events (``torch.save`` to a path writes from C++), and a determined attacker can
-reach private modules. The boundaries that hold are the worker's separate process, its resource
-limits and the fact that scores are computed in the grader's process. For real isolation run the
-grader as an unprivileged user or in a container without network; see the instructor guide.
+Audit hooks are NOT a security boundary (the CPython documentation says so): the submission runs
+in the same process and can switch the hook off, C extensions do I/O without audit events, and
+private modules start processes without them. Nothing depends on it: the boundary is the
+operating system's sandbox (:mod:`cnncourse.grading.sandbox`), and scores are computed in the
+grader's process. The hook only turns a casual attempt into a clear error message.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def read_roots(extra: Iterable[Path] = ()) -> list[str]:
     return sorted(os.path.realpath(r) for r in roots)
 
 
-def install(workdir: Path, readable: Iterable[str] | None = None) -> None:
+def install(workdir: str | Path, readable: Iterable[str] | None = None) -> None:
     """Install the audit hook: writes only under ``workdir``, reads under it and ``readable``."""
     write_roots = [os.path.realpath(workdir), "/dev/null"]
     read_ok = [*write_roots, *(readable if readable is not None else read_roots())]

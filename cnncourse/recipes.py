@@ -17,6 +17,9 @@ evaluations are excluded, and so is the one-off decoding of the data into memory
 - :data:`FAST`: in-memory standardised tensors, a small strided CNN with batch normalisation,
   batch 256, SGD with Nesterov momentum and a OneCycle schedule peaking at learning rate 0.2,
   3 epochs.
+- :data:`FASTEST`: :data:`FAST`'s network, Adam at peak learning rate 0.02 with betas 0.7 and
+  0.9 (short memories suit a short run) in a one-cycle schedule, batch 512, 2 epochs, bf16 autocast
+  where the CPU computes it natively, channels-last. The MNIST benchmark's candidate.
 - :data:`TRAIN_MNIST_FAST`: the final recipe of the public project tuomaso/train_mnist_fast
   ("99% on MNIST in 0.76 seconds" on a GPU): 5x5 and 3x3 convolutions of 24 and 32 filters,
   each followed by 2x2 max pooling and ReLU, a 256-unit hidden layer, Adam (learning rate 0.01,
@@ -43,6 +46,7 @@ from cnncourse.training import fit
 
 __all__ = [
     "FAST",
+    "FASTEST",
     "REFERENCE",
     "TRAIN_MNIST_FAST",
     "Checkpoint",
@@ -373,4 +377,17 @@ TRAIN_MNIST_FAST = Recipe(
     one_cycle=True,
     warmup_fraction=0.3,  # OneCycleLR's default, which the project kept
     cycle_momentum=False,
+)
+
+FASTEST = Recipe(
+    name="fastest (this course)",
+    make_model=fast_cnn,
+    make_optimizer=lambda params: torch.optim.Adam(params, lr=0.02, betas=(0.7, 0.9)),
+    batch_size=512,
+    epochs=2,
+    one_cycle=True,
+    warmup_fraction=0.3,
+    cycle_momentum=False,
+    channels_last=True,
+    precision="auto",
 )

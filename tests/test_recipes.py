@@ -112,3 +112,19 @@ def test_train_recipe_rejects_bad_arguments(tiny: recipes.MnistTensors) -> None:
         ValueError, match="has only 1 steps, but a one-cycle schedule needs at least 4"
     ):
         recipes.train_recipe(recipes.FAST, tiny, epochs=1)  # 30 images in one batch of 256
+
+
+@pytest.mark.parametrize("name", ["FASTEST", "TRAIN_MNIST_FAST"])
+def test_the_benchmarked_recipes_train_through_fit_and_learn(
+    tiny: recipes.MnistTensors, name: str
+) -> None:
+    recipe = dataclasses.replace(getattr(recipes, name), batch_size=8)
+    result = recipes.train_recipe(recipe, tiny, epochs=3, evals_per_epoch=1, seed=1)
+    assert [c.epoch for c in result.checkpoints] == [1.0, 2.0, 3.0]
+    assert result.epoch_losses[-1] < result.epoch_losses[0]  # 30 images can be memorised
+
+
+def test_train_mnist_fast_has_the_published_shape() -> None:
+    model = recipes.train_mnist_fast_cnn()
+    assert count(model) == 215_194
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)

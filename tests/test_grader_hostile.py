@@ -2,8 +2,17 @@
 repository: no file outside the sandbox changes, no process survives, no connection reaches
 127.0.0.1, every row's score is right and the batch keeps to its limits.
 
-Each case was also graded by the grader before the bubblewrap sandbox (``python -m
-cnncourse.grade`` at commit 5cadf5a); the instructor guide's table records what it did.
+Every test here failed against the grader before the bubblewrap sandbox (``python -m
+cnncourse.grade`` at commit 5cadf5a, each case graded in its own batch, as root): a FIFO entry
+and a FIFO in place of ``worker.log`` hung the batch; a non-UTF-8 name, and a SIGKILL to the
+parent, lost the whole sheet; the linked submission and the three ways of reading ``solutions/``
+(the hook switched off, a ``dir_fd`` past the path rules, ``torch.from_file``) scored 7/7; the
+vandal rewrote the repository, the solutions, another student's notebook and the sheet's folder,
+and cffi created a file outside; two detached processes survived; a connection reached
+127.0.0.1; deleting ``ready`` stretched a 6 s limit to 12 s for 7/7 (two runs in three); the fork
+bomb started all 200 processes and the disk filler wrote 160 MB; a folder and an ``.IPYNB`` got
+no row, ``metadata.nbgrader = "oops"`` scored 0 ("the grader failed ... report it"), a closed
+pipe was reported as "sys.exit or os._exit?", ANSI escapes and a fake line reached the terminal.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import pytest
 from grading import ROOT, Chapter, load_scores
 
 from cnncourse.checks import CHAPTERS, Exercise, ch01
-from cnncourse.grading import protocol
+from cnncourse.grading import protocol, sandbox
 from cnncourse.grading.cli import check_view
 from cnncourse.grading.sandbox import TMPFS_BYTES, VIEW, bubblewrap, stage_package
 from cnncourse.grading.submission import clean
@@ -63,6 +63,33 @@ def test_the_sandbox_sees_no_references_and_writes_only_its_tmpfs(tmp_path: Path
     assert not seen["network"]
     assert len(seen["pids"]) <= 3  # bwrap's init, python (and nothing of the host)
     assert seen["uid"] != 0
+
+
+@needs_bwrap
+def test_a_package_inside_a_bound_folder_is_hidden(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Installed with pip (not editable), the whole package, references included, sits in the
+    site-packages the sandbox must see: it is covered there, and only the copy is in view."""
+    site = tmp_path / "site-packages"
+    shutil.copytree(
+        ROOT / "cnncourse", site / "cnncourse", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    (site / "other.py").write_text("")
+    roots = sandbox._python_roots()
+    monkeypatch.setattr(sandbox, "_python_roots", lambda: [*roots, site])
+    monkeypatch.setattr(sandbox, "_package_dir", lambda: site / "cnncourse")
+    box = sandbox.bubblewrap(sandbox.stage_package(tmp_path / "view"), [])
+    code = "import os, sys; print([os.path.exists(p) for p in sys.argv[1:]])"
+    here = [
+        site / "other.py",
+        site / "cnncourse" / "checks" / "ch01.py",
+        f"{VIEW}/cnncourse/checks",
+    ]
+    run = subprocess.run(
+        box.python(code, *map(str, here)), capture_output=True, text=True, timeout=60, check=False
+    )
+    assert run.stdout.strip() == "[True, False, True]", run.stderr
 
 
 @pytest.mark.parametrize("chapter", sorted(CHAPTERS))

@@ -33,6 +33,7 @@ def can(action):
         return False
 print(json.dumps({
     "uid": os.getuid(),
+    "status": dict(line.split(":", 1) for line in open("/proc/self/status")),
     "checks": sorted(os.listdir(sys.argv[1] + "/cnncourse/checks")),
     "solutions": os.path.exists(sys.argv[2]),
     "repository": os.path.exists(sys.argv[3]),
@@ -63,6 +64,9 @@ def test_the_sandbox_sees_no_references_and_writes_only_its_tmpfs(tmp_path: Path
     assert not seen["network"]
     assert len(seen["pids"]) <= 3  # bwrap's init, python (and nothing of the host)
     assert seen["uid"] != 0
+    status = {key: value.strip() for key, value in seen["status"].items()}
+    assert {status[k] for k in ("CapPrm", "CapEff", "CapAmb")} == {"0000000000000000"}
+    assert status["NoNewPrivs"] == "1"  # no set-user-ID program can give privileges back
 
 
 @needs_bwrap

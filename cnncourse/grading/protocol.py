@@ -21,9 +21,11 @@ from __future__ import annotations
 import os
 import struct
 
-__all__ = ["DONE", "READY", "RESULT", "FrameReader", "read_to_end", "send"]
+__all__ = ["DONE", "FAILED", "READY", "RESULT", "FrameReader", "read_to_end", "send"]
 
 READY, RESULT, DONE = b"R", b"X", b"D"
+FAILED = 3
+"""The worker's exit status when it could not send its results (the grader says so)."""
 _KINDS = frozenset({READY, RESULT, DONE})
 _HEADER = struct.Struct(">cI")
 

@@ -27,14 +27,13 @@ import torch
 from cnncourse.grading import protocol
 from cnncourse.grading.sandbox import WORKDIR, Sandbox, startup_limits
 
-__all__ = ["FAILED", "STARTUP_TIMEOUT", "Run", "run_worker"]
+__all__ = ["STARTUP_TIMEOUT", "Run", "run_worker"]
 
 MAX_RESULT_BYTES = 96 * 1024 * 1024  # everything a worker may send back
 MAX_LOG_BYTES = 4000  # the tail of the worker's output kept for a start-up failure
 MAX_NODES = 100_000  # items the grader walks in one result
 STARTUP_TIMEOUT = 120.0  # seconds for the worker's own imports, before the submission runs
 WORKER = "from cnncourse.grading.worker import main; main(sys.argv[1:])"
-FAILED = 3  # cnncourse.grading.worker.FAILED (not imported: the worker module imports numpy)
 
 
 @dataclass

@@ -230,7 +230,7 @@ def bubblewrap(staged: Path, hidden: Sequence[Path]) -> Sandbox:
     namespaces += ["--unshare-cgroup-try", "--die-with-parent", "--new-session"]
     drop_to = None
     if os.geteuid() == 0:  # no user namespace: the worker drops to nobody itself
-        namespaces += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        namespaces += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
         drop_to = _nobody()
     else:
         namespaces += ["--unshare-user", "--disable-userns"]

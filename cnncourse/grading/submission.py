@@ -24,7 +24,8 @@ import torch
 
 from cnncourse.checks import Exercise, Opaque
 from cnncourse.checks.core import error_sentence, fresh_generator, not_implemented_sentence
-from cnncourse.grading.runner import FAILED, Run, run_worker
+from cnncourse.grading.protocol import FAILED
+from cnncourse.grading.runner import Run, run_worker
 from cnncourse.grading.sandbox import Sandbox
 
 __all__ = [

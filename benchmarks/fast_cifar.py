@@ -186,17 +186,19 @@ def main() -> None:
         f"training on {len(train):,} images of {everything.split}; validation: {len(val):,} of "
         f"them held back; final score on {evaluation.split} ({len(evaluation):,} images)"
     )
-    rows = [
-        run_ours(name, seed, train, val, evaluation, args.evals_per_epoch, args.epochs)
-        for name in args.presets
-        for seed in args.seeds
-    ]
+    rows = []
+    for name in args.presets:
+        for seed in args.seeds:
+            rows.append(
+                run_ours(name, seed, train, val, evaluation, args.evals_per_epoch, args.epochs)
+            )
+            print(
+                f"finished {rows[-1].name}, seed {seed}: {rows[-1].train_seconds:.1f} s", flush=True
+            )
     budget = args.budget or max(row.train_seconds for row in rows)
-    rows += [
-        run_baseline(key, seed, rest, val, evaluation, budget)
-        for key in args.baselines
-        for seed in args.seeds[:1]
-    ]
+    for key in args.baselines:
+        rows.append(run_baseline(key, args.seeds[0], rest, val, evaluation, budget))
+        print(f"finished {rows[-1].name}: budget {budget:.1f} s", flush=True)
 
     print(
         f"\n{'recipe':<44}{'seed':>5}{'train':>10}{'s/epoch':>9}"

@@ -3,7 +3,14 @@
 Modules, one per concern:
 
 - :mod:`cnncourse.data`: MNIST, FashionMNIST and CIFAR-10, offline mirrors, splits, statistics.
+- :mod:`cnncourse.tensor_data`: data sets decoded once into cached uint8 tensors, and the seeded,
+  resumable ``TensorLoader`` that serves them on any device.
+- :mod:`cnncourse.augment`: batched augmentations on tensors (crop/translate, flips, cutout).
 - :mod:`cnncourse.training`: ``fit`` / ``evaluate`` with progress bars, history and checkpoints.
+- :mod:`cnncourse.precision`: autocast choice per device, and glibc's allocator setting.
+- :mod:`cnncourse.recipes`: timed MNIST recipes; :mod:`cnncourse.fast_cifar` (with
+  :mod:`cnncourse.muon`): the fast CIFAR-10 recipe; :mod:`cnncourse.cifar_baselines`: the
+  reference texts' CIFAR-10 recipes.
 - :mod:`cnncourse.device`: device choice, seeding, DataLoader workers, ``doctor()``.
 - :mod:`cnncourse.viz`: image grids, learning curves, confusion matrices, filters, feature maps.
 - :mod:`cnncourse.profiles`: the ``full`` and ``smoke`` run profiles.

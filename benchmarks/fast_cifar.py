@@ -33,6 +33,7 @@ import torch
 from cnncourse import cifar_baselines, fast_cifar
 from cnncourse.precision import keep_freed_memory
 from cnncourse.tensor_data import TensorLoader, load_tensors, split_indices
+from cnncourse.training import evaluate
 
 TARGETS = (0.85, 0.90, 0.93)
 
@@ -111,7 +112,7 @@ def run_baseline(
         baseline, train_indices, val, seed=seed, time_budget=budget, evals_per_epoch=2
     )
     held_out = TensorLoader(evaluation, 1000, shuffle=False, mean=baseline.mean, std=baseline.std)
-    final = fast_cifar.tta_accuracy(model, held_out, "none")
+    final = evaluate(model, held_out).accuracy
     done = history.eval_epoch[-1]
     curve = list(zip(history.eval_epoch, history.eval_train_seconds, history.eval_acc, strict=True))
     return Row(

@@ -11,7 +11,8 @@ Modules, one per concern:
 - :mod:`cnncourse.recipes`: timed MNIST recipes; :mod:`cnncourse.fast_cifar` (with
   :mod:`cnncourse.muon`): the fast CIFAR-10 recipe; :mod:`cnncourse.cifar_baselines`: the
   reference texts' CIFAR-10 recipes.
-- :mod:`cnncourse.device`: device choice, seeding, DataLoader workers, ``doctor()``.
+- :mod:`cnncourse.device`: device choice, synchronised timing (``time_it``, ``Stopwatch``),
+  seeding, DataLoader workers, ``doctor()``.
 - :mod:`cnncourse.viz`: image grids, learning curves, confusion matrices, filters, feature maps.
 - :mod:`cnncourse.profiles`: the ``full`` and ``smoke`` run profiles.
 """
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from cnncourse.device import doctor, num_workers, pick_device, seed_everything
+from cnncourse.device import Stopwatch, doctor, num_workers, pick_device, seed_everything, time_it
 from cnncourse.errors import CheckpointError, CourseError, DataNotFoundError
 from cnncourse.profiles import Profile, get_profile
 from cnncourse.training import History, Metrics, evaluate, fit
@@ -32,6 +33,7 @@ __all__ = [
     "History",
     "Metrics",
     "Profile",
+    "Stopwatch",
     "__version__",
     "doctor",
     "evaluate",
@@ -40,4 +42,5 @@ __all__ = [
     "num_workers",
     "pick_device",
     "seed_everything",
+    "time_it",
 ]

@@ -1,8 +1,10 @@
-"""Devices, seeds, DataLoader workers and an environment report.
+"""Devices, timing, seeds, DataLoader workers and an environment report.
 
 ``pick_device`` chooses CUDA, then Apple's MPS, then the CPU, and says once, loudly, when a run
-is on the CPU and what that costs. ``seed_everything`` seeds Python, NumPy and PyTorch.
-``doctor`` prints what a learner needs to know before running a chapter.
+is on the CPU and what that costs. ``synchronize``, ``time_it`` and ``Stopwatch`` time work on
+any device correctly: GPU kernels run asynchronously, so a clock read without waiting for them
+measures only how long it took to queue them. ``seed_everything`` seeds Python, NumPy and
+PyTorch. ``doctor`` prints what a learner needs to know before running a chapter.
 """
 
 from __future__ import annotations
@@ -10,8 +12,14 @@ from __future__ import annotations
 import os
 import platform
 import random
+import statistics
 import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 import numpy as np
 import torch
@@ -19,13 +27,18 @@ import torch
 from cnncourse.profiles import get_profile
 
 __all__ = [
+    "Stopwatch",
+    "Timing",
     "cpu_notice",
     "cuda_summary",
+    "describe_device",
     "doctor",
     "environment_report",
     "num_workers",
     "pick_device",
     "seed_everything",
+    "synchronize",
+    "time_it",
 ]
 
 _CPU_NOTICE_SHOWN = False
@@ -75,6 +88,152 @@ def pick_device(prefer: str | None = None, *, quiet: bool = False) -> torch.devi
         _CPU_NOTICE_SHOWN = True
         print(f"NOTE: {cpu_notice()}", file=sys.stderr)
     return device
+
+
+def _as_device(device: torch.device | str | None) -> torch.device:
+    if device is None:
+        return pick_device(quiet=True)
+    if isinstance(device, str):
+        try:
+            return torch.device(device)
+        except RuntimeError as err:
+            raise ValueError(
+                f"device is {device!r}, but it must name a torch device such as 'cpu' or 'cuda'."
+            ) from err
+    if isinstance(device, torch.device):
+        return device
+    raise TypeError(
+        f"device is a {type(device).__name__}, but it must be a torch.device, a string such as "
+        "'cuda', or None."
+    )
+
+
+def synchronize(device: torch.device | str | None = None) -> None:
+    """Wait until every kernel queued on ``device`` has finished (CUDA, MPS; nothing on the CPU).
+
+    ``None`` means the device :func:`pick_device` would choose.
+    """
+    dev = _as_device(device)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    elif dev.type == "mps":
+        torch.mps.synchronize()
+
+
+def describe_device(device: torch.device | str | None = None) -> str:
+    """The device in a reader's terms, e.g. ``"2 CPU threads"`` or ``"one NVIDIA T4 GPU"``."""
+    dev = _as_device(device)
+    if dev.type == "cuda":
+        return f"one {torch.cuda.get_device_name(dev)} GPU"
+    if dev.type == "mps":
+        return "an Apple GPU (MPS)"
+    threads = torch.get_num_threads()
+    return f"{threads} CPU thread{'s' if threads != 1 else ''}"
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Wall-clock times of repeated runs of one piece of work, each ended by a device sync."""
+
+    seconds: tuple[float, ...]
+    """One entry per timed run, after the warm-up runs."""
+    device: str
+    """Where it ran, in a reader's terms (:func:`describe_device`)."""
+    threads: int
+    """``torch.get_num_threads()`` while it ran."""
+    warmup: int
+    """How many untimed runs came first."""
+
+    @property
+    def median(self) -> float:
+        """The median time in seconds: the figure to report."""
+        return statistics.median(self.seconds)
+
+    @property
+    def best(self) -> float:
+        """The shortest time in seconds."""
+        return min(self.seconds)
+
+    @property
+    def worst(self) -> float:
+        """The longest time in seconds."""
+        return max(self.seconds)
+
+    def __str__(self) -> str:
+        scale, unit = (1e3, "ms") if self.median < 1 else (1.0, "s")
+        return (
+            f"{self.median * scale:.3g} {unit} median (range {self.best * scale:.3g}-"
+            f"{self.worst * scale:.3g} {unit}) over {len(self.seconds)} runs after "
+            f"{self.warmup} warm-up, on {self.device}"
+        )
+
+
+def time_it(
+    fn: Callable[[], object],
+    *,
+    device: torch.device | str | None = None,
+    warmup: int = 1,
+    repeat: int = 5,
+) -> Timing:
+    """Time ``fn()`` correctly on any device: warm up, then synchronise around every timed run.
+
+    Args:
+        fn: the work, called with no arguments (wrap arguments in a lambda).
+        device: the device the work runs on; ``None`` means the one :func:`pick_device` chooses.
+        warmup: untimed runs first (the first call pays for memory allocation, kernel selection
+            and caches).
+        repeat: timed runs; report the median.
+
+    Raises:
+        TypeError: if ``fn`` is not callable.
+        ValueError: if ``warmup`` is negative or ``repeat`` is below 1.
+    """
+    if not callable(fn):
+        raise TypeError(f"fn is a {type(fn).__name__}, but it must be callable with no arguments.")
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"warmup is {warmup!r}, but it must be a non-negative integer.")
+    if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
+        raise ValueError(f"repeat is {repeat!r}, but it must be a positive integer.")
+    dev = _as_device(device)
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        with Stopwatch(dev) as watch:
+            fn()
+        times.append(watch.seconds)
+    return Timing(tuple(times), describe_device(dev), torch.get_num_threads(), warmup)
+
+
+class Stopwatch:
+    """A context manager that times its block on a device, synchronising at entry and exit.
+
+    Example::
+
+        with Stopwatch("cuda") as watch:
+            loss = model(x).sum(); loss.backward()
+        print(f"{watch.seconds:.3f} s")
+    """
+
+    def __init__(self, device: torch.device | str | None = None) -> None:
+        self.device = _as_device(device)
+        self.seconds = float("nan")
+        """The block's wall time in seconds, set when the block ends (NaN before)."""
+        self._start = 0.0
+
+    def __enter__(self) -> Self:
+        synchronize(self.device)
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        synchronize(self.device)
+        self.seconds = time.perf_counter() - self._start
 
 
 def num_workers(device: torch.device | str | None = None) -> int:

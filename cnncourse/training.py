@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from cnncourse.device import pick_device, seed_everything
+from cnncourse.device import pick_device, seed_everything, synchronize
 from cnncourse.errors import CheckpointError, one_line
 from cnncourse.precision import Precision, choose_precision
 
@@ -116,13 +116,6 @@ def _check_loader(name: str, loader: Any) -> None:
             "batches with a length, such as a torch.utils.data.DataLoader or a "
             "cnncourse.tensor_data.TensorLoader."
         )
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
 
 
 def _precision(precision: Precision | str | None, device: torch.device) -> Precision:
@@ -385,12 +378,12 @@ def fit(
             count += targets.shape[0]
             over_budget = False
             if time_budget is not None:
-                _synchronize(dev)
+                synchronize(dev)
                 over_budget = (
                     train_clock + epoch_train + time.perf_counter() - ticking >= time_budget
                 )
             if index in points or over_budget:
-                _synchronize(dev)
+                synchronize(dev)
                 epoch_train += time.perf_counter() - ticking
                 if val_loader is not None:
                     val = evaluate(
@@ -403,7 +396,7 @@ def fit(
             if over_budget:
                 stopped = True
                 break
-        _synchronize(dev)
+        synchronize(dev)
         epoch_train += time.perf_counter() - ticking  # about 0 after a last evaluation
         if count == 0:
             raise ValueError("train_loader yielded no batches; check the data set and batch_size.")

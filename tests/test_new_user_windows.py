@@ -38,7 +38,11 @@ def windows_imports(skip: tuple[str, ...] = ("cnncourse.grading",)) -> str:
     """What importing every module not under ``skip`` says with the POSIX-only modules gone."""
     done = subprocess.run(
         [sys.executable, "-c", PROBE.format(posix=POSIX_ONLY, skip=skip)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
     )
     return done.stdout.strip()
 
@@ -50,3 +54,28 @@ def test_every_learner_module_imports_without_posix_only_modules() -> None:
 def test_the_probe_catches_a_posix_only_import() -> None:
     """The grader's sandbox needs Linux: probed the same way, it is reported."""
     assert "cnncourse.grading.sandbox: import of" in windows_imports(skip=())
+
+
+def test_the_grader_refuses_windows_in_one_sentence() -> None:
+    """``python -m cnncourse.grading`` on Windows: one sentence and exit status 2, no traceback."""
+    probe = (
+        "import runpy, sys\n"
+        "import cnncourse  # torch and the learner modules load as they would on Windows\n"
+        f"for name in {POSIX_ONLY!r}:\n"
+        "    sys.modules[name] = None\n"
+        "sys.platform = 'win32'\n"
+        "sys.argv = ['cnncourse.grading', 'submissions', '--chapter', '01', '--out', 'out']\n"
+        "runpy.run_module('cnncourse.grading', run_name='__main__')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().startswith("cnncourse.grading needs Linux with bubblewrap (bwrap)")
+    assert done.stderr.strip().count("\n") == 0

@@ -80,8 +80,8 @@ class CifarPreset:
     tta: TTA = "flip"
 
 
-CIFAR_90 = CifarPreset("90%", widths=(64, 128, 128), epochs=6)
-"""Aims at 90% held-out accuracy in a few minutes on 2 CPU cores."""
+CIFAR_90 = CifarPreset("90%", widths=(64, 128, 128), epochs=5)
+"""Aims at 90% held-out accuracy (with flip TTA) in about three minutes on 2 CPU cores."""
 CIFAR_93 = CifarPreset("93%", widths=(64, 256, 256), epochs=8)
 """Aims at 93% held-out accuracy in about ten minutes on 2 CPU cores."""
 CIFAR_94 = CifarPreset("94%", widths=(64, 256, 256), epochs=8, tta="flip_translate")
@@ -248,6 +248,35 @@ def _optimizer(model: FastCifarNet, preset: CifarPreset) -> Muon:
     )
 
 
+class _WhiteningBiasSchedule:
+    """The learning-rate schedule, plus freezing the whitening bias once its steps are done.
+
+    Once no parameter before the first convolution group needs a gradient, autograd skips that
+    convolution's input gradient (the largest map in the network) and the first GELU's: about 5%
+    of an epoch's time on 2 CPU cores. airbench freezes it the same way.
+    """
+
+    def __init__(
+        self, schedule: torch.optim.lr_scheduler.LambdaLR, bias: torch.Tensor, steps: int
+    ) -> None:
+        self.schedule, self.bias, self.steps = schedule, bias, steps
+        self._apply()
+
+    def _apply(self) -> None:
+        self.bias.requires_grad_(self.schedule.last_epoch < self.steps)
+
+    def step(self) -> None:
+        self.schedule.step()
+        self._apply()
+
+    def state_dict(self) -> dict[str, object]:
+        return self.schedule.state_dict()
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        self.schedule.load_state_dict(state)
+        self._apply()
+
+
 def train_fast_cifar(
     preset: CifarPreset,
     train: ImageTensors,
@@ -302,8 +331,12 @@ def train_fast_cifar(
     def decay(steps: int):  # linear to zero over `steps`, then zero
         return lambda step: max(0.0, 1.0 - step / steps)
 
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, [decay(whiten_steps), decay(total), decay(total), decay(total)]
+    schedule = _WhiteningBiasSchedule(
+        torch.optim.lr_scheduler.LambdaLR(
+            optimizer, [decay(whiten_steps), decay(total), decay(total), decay(total)]
+        ),
+        cast(torch.Tensor, model.whiten.bias),
+        whiten_steps,
     )
     history = fit(
         model,

@@ -132,3 +132,37 @@ def test_a_short_run_on_real_images_learns_and_is_deterministic(tmp_path: Path) 
     assert first.history.eval_acc == second.history.eval_acc
     for key, value in first.model.state_dict().items():
         assert torch.equal(value, second.model.state_dict()[key]), key
+
+
+def test_the_whitening_bias_stops_learning_and_needing_gradients_after_its_epochs() -> None:
+    """After ``whiten_bias_epochs`` the bias is frozen (airbench's trick: autograd then skips the
+    first convolution's input gradient); resuming the schedule restores the same state."""
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8, generator=generator)
+    labels = torch.randint(0, 10, (64,), generator=generator)
+    data = ImageTensors(images, labels, tuple(str(c) for c in range(10)), "synthetic")
+    preset = dataclasses.replace(
+        fast_cifar.CIFAR_90, widths=(8, 8, 8), batch_size=16, whiten_bias_epochs=1
+    )
+    run = fast_cifar.train_fast_cifar(preset, data, epochs=2, progress=False, precision="fp32")
+    assert not run.model.whiten.bias.requires_grad
+    assert len(run.history.train_loss) == 2
+
+    model = fast_cifar.FastCifarNet((8, 8, 8))
+    optimizer = torch.optim.SGD([model.whiten.bias], lr=1.0)
+    steps = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    schedule = fast_cifar._WhiteningBiasSchedule(steps, model.whiten.bias, steps=2)
+    assert model.whiten.bias.requires_grad
+    schedule.step()
+    schedule.step()
+    assert not model.whiten.bias.requires_grad
+    saved = schedule.state_dict()
+    fresh = fast_cifar.FastCifarNet((8, 8, 8))
+    again = fast_cifar._WhiteningBiasSchedule(
+        torch.optim.lr_scheduler.LambdaLR(torch.optim.SGD([fresh.whiten.bias]), lambda s: 1.0),
+        fresh.whiten.bias,
+        steps=2,
+    )
+    assert fresh.whiten.bias.requires_grad
+    again.load_state_dict(saved)
+    assert not fresh.whiten.bias.requires_grad

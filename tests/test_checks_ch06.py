@@ -62,8 +62,8 @@ def resnet_param_count(
 
 def lesion_accuracies(
     model: CifarResNet, images: torch.Tensor, labels: torch.Tensor
-) -> dict[int, float]:
-    result: dict[int, float] = {}
+) -> list[tuple[int, float]]:
+    result: list[tuple[int, float]] = []
     with torch.no_grad():
         for skipped, block in enumerate(model.blocks):
             if block.stride != 1 or block.in_channels != block.out_channels:
@@ -72,17 +72,17 @@ def lesion_accuracies(
             for index, other in enumerate(model.blocks):
                 if index != skipped:
                     x = other(x)
-            result[skipped] = (model.head(x).argmax(1) == labels).double().mean().item()
+            result.append((skipped, (model.head(x).argmax(1) == labels).double().mean().item()))
     return result
 
 
 def intact_accuracies(
     model: CifarResNet, images: torch.Tensor, labels: torch.Tensor
-) -> dict[int, float]:
+) -> list[tuple[int, float]]:
     """Forgets to delete the block: every entry is the intact model's accuracy."""
     with torch.no_grad():
         accuracy = (model(images).argmax(1) == labels).double().mean().item()
-    return {i: accuracy for i, b in enumerate(model.blocks) if b.identity_shaped}
+    return [(i, accuracy) for i, b in enumerate(model.blocks) if b.identity_shaped]
 
 
 SOLUTIONS = {
@@ -139,17 +139,17 @@ WRONG: list[Wrong] = [
     ),
     (
         ch06.check_lesion_accuracies,
-        lambda m, x, y: {**lesion_accuracies(m, x, y), 99: 0.5},
+        lambda m, x, y: [*lesion_accuracies(m, x, y), (99, 0.5)],
         ["lesion_accuracies returned the blocks", "every block that keeps its input's shape"],
     ),
     (
         ch06.check_lesion_accuracies,
-        lambda m, x, y: list(lesion_accuracies(m, x, y).values()),
-        ["should return a dict from block index to accuracy, got list"],
+        lambda m, x, y: dict(lesion_accuracies(m, x, y)),
+        ["should return a list of (block index, accuracy) pairs, got dict"],
     ),
     (
         ch06.check_lesion_accuracies,
-        lambda m, x, y: {i: torch.tensor(a) for i, a in lesion_accuracies(m, x, y).items()},
+        lambda m, x, y: [(i, torch.tensor(a)) for i, a in lesion_accuracies(m, x, y)],
         ["gave block", "torch.Tensor", "Python float"],
     ),
 ]
@@ -219,13 +219,13 @@ def _count_with_helper(n: int, shortcut: str, classes: int, width: int) -> int:
 
 def _lesion_switch(
     model: CifarResNet, images: torch.Tensor, labels: torch.Tensor
-) -> dict[int, float]:
-    result: dict[int, float] = {}
+) -> list[tuple[int, float]]:
+    result: list[tuple[int, float]] = []
     with torch.no_grad():
         for index, block in enumerate(model.blocks):
             if block.identity_shaped:
                 block.lesioned = True
-                result[index] = (model(images).argmax(1) == labels).double().mean().item()
+                result.append((index, (model(images).argmax(1) == labels).double().mean().item()))
                 block.lesioned = False
     return result
 

@@ -287,14 +287,14 @@ def _lesion_build(case: Case) -> tuple[Any, ...]:
 
 def _lesion_reference(
     model: CifarResNet, images: torch.Tensor, labels: torch.Tensor
-) -> dict[int, float]:
-    accuracies: dict[int, float] = {}
+) -> list[tuple[int, float]]:
+    accuracies: list[tuple[int, float]] = []
     for index, block in enumerate(model.blocks):
         if block.identity_shaped:
             block.lesioned = True
             predictions = model(images).argmax(1)
             block.lesioned = False
-            accuracies[index] = float((predictions == labels).double().mean())
+            accuracies.append((index, float((predictions == labels).double().mean())))
     return accuracies
 
 
@@ -308,19 +308,26 @@ def _lesion_describe(case: Case) -> str:
 
 def _lesion_compare(expected: Any, got: Any, case: Case) -> str | None:
     where = _lesion_describe(case)
-    if isinstance(got, Opaque) or type(got) is not dict:
+    if isinstance(got, Opaque) or type(got) not in (list, tuple):
         return (
-            f"lesion_accuracies should return a dict from block index to accuracy, got "
+            f"lesion_accuracies should return a list of (block index, accuracy) pairs, got "
             f"{type_name(got)}, for {where}."
         )
-    if sorted(got) != sorted(expected):
+    pairs = [item for item in got if type(item) in (list, tuple) and len(item) == 2]
+    if len(pairs) != len(got):
         return (
-            f"lesion_accuracies returned the blocks {sorted(got)} for {where}; expected "
-            f"{sorted(expected)}, every block that keeps its input's shape."
+            f"lesion_accuracies should return a list of (block index, accuracy) pairs for "
+            f"{where}; some items are not pairs."
         )
-    for index, want in expected.items():
-        have = got[index]
-        if isinstance(have, bool) or not isinstance(have, float):
+    blocks = [index for index, _ in pairs]
+    wanted = [index for index, _ in expected]
+    if blocks != wanted:
+        return (
+            f"lesion_accuracies returned the blocks {blocks} for {where}; expected {wanted}, "
+            "every block that keeps its input's shape, in order."
+        )
+    for (index, want), (_, have) in zip(expected, pairs, strict=True):
+        if isinstance(have, bool) or not isinstance(have, float) or isinstance(have, Opaque):
             return (
                 f"lesion_accuracies gave block {index} a {type_name(have)} for {where}; each "
                 "accuracy should be a Python float (a fraction between 0 and 1)."

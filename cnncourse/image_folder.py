@@ -77,7 +77,10 @@ def export_image_folder(
     for index, (array, label) in enumerate(zip(pixels, labels.tolist(), strict=True)):
         path = root / classes[label] / f"{prefix}_{index:05d}.{suffix}"
         picture = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
-        picture.save(path, **({"quality": 95} if image_format == "jpeg" else {}))
+        if image_format == "jpeg":
+            picture.save(path, quality=95)
+        else:
+            picture.save(path)
         paths.append(path)
     return paths
 
@@ -210,7 +213,8 @@ def folder_to_tensors(
     each is resized to ``size`` x ``size`` with PIL's bilinear filter.
     """
     picked = range(len(folder)) if indices is None else indices
-    arrays, labels = [], []
+    arrays: list[np.ndarray] = []
+    labels: list[int] = []
     for index in picked:
         path, label = folder.samples[index]
         picture = folder.loader(path)

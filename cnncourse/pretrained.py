@@ -27,8 +27,8 @@ from torch import nn
 
 __all__ = [
     "LITE0_MEAN",
-    "LITE0_STD",
     "LITE0_STAGES",
+    "LITE0_STD",
     "EfficientNetLite0",
     "WeightsUnavailableError",
     "efficientnet_lite0",

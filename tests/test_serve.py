@@ -162,6 +162,8 @@ def test_a_real_uvicorn_process_on_localhost(bundle: Path) -> None:
 
 
 def test_a_server_that_cannot_start_says_why(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError, match="the server exited with status"):
-        with serve.running_server(tmp_path, timeout=60):
-            pass
+    with (
+        pytest.raises(RuntimeError, match="the server exited with status"),
+        serve.running_server(tmp_path, timeout=60),
+    ):
+        pass

@@ -169,12 +169,11 @@ def _ft_build(case: Case) -> tuple[Any, ...]:
         )
     ).double()
     with torch.no_grad():
-        model.stem.weight.copy_(w["stem"])
-        model.block[0].weight.copy_(w["block"])
-        model.head.weight.copy_(w["head"])
         for name, parameter in model.named_parameters():
             if name.endswith("bias"):
                 parameter.fill_(0.05)
+            else:  # "stem.weight", "block.0.weight", "head.weight"
+                parameter.copy_(w[name.split(".")[0]])
     frozen = list(case["frozen"])
     lrs = [tuple(pair) for pair in case["lrs"]]
     return model, case["images"].clone(), case["labels"].clone(), frozen, lrs
@@ -329,8 +328,12 @@ def _top_compare(expected: Any, got: Any, case: Case) -> str | None:
                     f"top_k's entries should be (class name, probability as a Python float) "
                     f"tuples, got {what} in row {row}, for {where}."
                 )
-            if math.isnan(pair[1]):
-                return f"top_k returned a nan probability for {where}: subtract the row's maximum."
+        for pair, (_, p) in zip(have, want, strict=True):
+            if math.isnan(pair[1]) or (pair[1] == 0.0 and p > 0.0):
+                return (
+                    f"top_k returned a probability of {pair[1]} in row {row} for {where}: exp "
+                    "overflowed; subtract the row's maximum before exponentiating."
+                )
         for rank, ((name, p), pair) in enumerate(zip(want, have, strict=True)):
             if pair[0] != name:
                 return (

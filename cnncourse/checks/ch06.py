@@ -9,7 +9,7 @@ The autograder uses :data:`EXERCISES`.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -132,16 +132,16 @@ def _block_reference(
     """The course's BasicBlock with the given weights, in eval mode and float64."""
     c_out, c_in = weights["conv1.weight"].shape[:2]
     block = BasicBlock(c_in, c_out, stride, shortcut=shortcut).double().eval()  # type: ignore[arg-type]
+    conv1, bn1, _, conv2, bn2 = (cast(Any, layer) for layer in block.branch)
     with torch.no_grad():
-        block.branch[0].weight.copy_(weights["conv1.weight"])
-        _load_bn(block.branch[1], weights, "bn1")  # type: ignore[arg-type]
-        block.branch[3].weight.copy_(weights["conv2.weight"])
-        _load_bn(block.branch[4], weights, "bn2")  # type: ignore[arg-type]
+        conv1.weight.copy_(weights["conv1.weight"])
+        _load_bn(bn1, weights, "bn1")
+        conv2.weight.copy_(weights["conv2.weight"])
+        _load_bn(bn2, weights, "bn2")
         if "proj.weight" in weights:
-            projection = block.shortcut
-            assert isinstance(projection, nn.Sequential)
+            projection = cast(Any, block.shortcut)
             projection[0].weight.copy_(weights["proj.weight"])
-            _load_bn(projection[1], weights, "proj_bn")  # type: ignore[arg-type]
+            _load_bn(projection[1], weights, "proj_bn")
         return block(x)
 
 
@@ -274,8 +274,12 @@ def _lesion_build(case: Case) -> tuple[Any, ...]:
                 c = module.num_features
                 module.weight.copy_(1 + 0.3 * torch.randn(c, generator=generator).double())
                 module.bias.copy_(0.3 * torch.randn(c, generator=generator).double())
-                module.running_mean.copy_(0.3 * torch.randn(c, generator=generator).double())
-                module.running_var.copy_(0.5 + torch.rand(c, generator=generator).double())
+                cast(torch.Tensor, module.running_mean).copy_(
+                    0.3 * torch.randn(c, generator=generator).double()
+                )
+                cast(torch.Tensor, module.running_var).copy_(
+                    0.5 + torch.rand(c, generator=generator).double()
+                )
         model.eval()
         images = case["images"].clone()
         labels = model(images).argmax(1)
@@ -289,7 +293,7 @@ def _lesion_reference(
     model: CifarResNet, images: torch.Tensor, labels: torch.Tensor
 ) -> list[tuple[int, float]]:
     accuracies: list[tuple[int, float]] = []
-    for index, block in enumerate(model.blocks):
+    for index, block in enumerate(cast(list[BasicBlock], list(model.blocks))):
         if block.identity_shaped:
             block.lesioned = True
             predictions = model(images).argmax(1)

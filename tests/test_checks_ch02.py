@@ -1,26 +1,23 @@
 """Chapter 2's instant-feedback checks: the solutions pass, each typical wrong answer gets the right
-one-sentence reason, a stub says "not implemented yet", and the receptive-field reference (a
-backpropagation measurement) agrees with the textbook recurrence."""
+one-sentence reason, a stub says "not implemented yet", each forbidden route is rejected by name,
+and the receptive-field reference that chapter 5 checks against (a backpropagation measurement)
+agrees with the textbook recurrence."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
 import torch
 import torch.nn.functional as F
-from check_helpers import (
-    Forbidden,
-    Wrong,
-    backprop_measurement,
-    forbidden_route_test,
-    seeded_runs,
-    verdict_tests,
-)
+from check_helpers import Forbidden, Wrong, forbidden_route_test, seeded_runs, verdict_tests
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
-from cnncourse.checks import ch02
+from cnncourse.checks import ch02, ch05
 from cnncourse.checks.core import fresh_generator
+from cnncourse.checks.fields import measured_receptive_field
 
 
 def conv2d_loops(
@@ -79,21 +76,44 @@ def output_size(
     return (free + stride - 1) // stride + 1 if ceil else free // stride + 1
 
 
-def _first(value: Any) -> int:
-    return value if isinstance(value, int) else int(value[0])
+def _pair(value: Any) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
 
 
-def receptive_field(
-    layers: nn.Sequential, *, use_jump: bool = True, use_dilation: bool = True
+def count_macs(
+    layers: nn.Sequential,
+    height: int,
+    width: int,
+    *,
+    use_groups: bool = True,
+    bias: bool = False,
+    pools: bool = True,
+    same: bool = True,
 ) -> int:
-    field, jump = 1, 1
+    h, w, total = height, width, 0
     for layer in layers:
-        if isinstance(layer, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
-            k, s = _first(layer.kernel_size), _first(layer.stride)
-            d = _first(getattr(layer, "dilation", 1)) if use_dilation else 1
-            field += (k - 1) * d * (jump if use_jump else 1)
-            jump *= s
-    return field
+        if isinstance(layer, nn.Conv2d):
+            (kh, kw), (sh, sw), (dh, dw) = layer.kernel_size, layer.stride, layer.dilation
+            if layer.padding == "same" and same:
+                out_h, out_w = h, w
+            else:
+                ph, pw = (0, 0) if isinstance(layer.padding, str) else layer.padding
+                out_h = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+                out_w = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+            groups = layer.groups if use_groups else 1
+            per_output = (layer.in_channels // groups) * kh * kw + (1 if bias else 0)
+            total += out_h * out_w * layer.out_channels * per_output
+            h, w = out_h, out_w
+        elif isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)) and pools:
+            (k, _), (s, _), (p, _) = (
+                _pair(layer.kernel_size),
+                _pair(layer.stride),
+                _pair(layer.padding),
+            )
+            h, w = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+        elif isinstance(layer, nn.Linear):
+            total += layer.in_features * layer.out_features
+    return total
 
 
 def conv2d_unfold(
@@ -123,7 +143,7 @@ def conv2d_unfold(
 SOLUTIONS = {
     "conv2d_loops": (ch02.check_conv2d_loops, conv2d_loops),
     "output_size": (ch02.check_output_size, output_size),
-    "receptive_field": (ch02.check_receptive_field, receptive_field),
+    "count_macs": (ch02.check_count_macs, count_macs),
     "conv2d_unfold": (ch02.check_conv2d_unfold, conv2d_unfold),
 }
 
@@ -169,18 +189,28 @@ WRONG: list[Wrong] = [
         ["padding='same'", "; expected"],
     ),
     (
-        ch02.check_receptive_field,
-        lambda layers: receptive_field(layers, use_jump=False),
-        ["receptive_field returned", "for the stack [", "; expected"],
+        ch02.check_count_macs,
+        lambda *a: count_macs(*a, use_groups=False),
+        ["count_macs returned", "for the stack [conv ", "groups=", "; expected"],
     ),
     (
-        ch02.check_receptive_field,
-        lambda layers: receptive_field(layers, use_dilation=False),
-        ["receptive_field returned", "d="],
+        ch02.check_count_macs,
+        lambda *a: count_macs(*a, bias=True),
+        ["count_macs returned", "; expected"],
     ),
     (
-        ch02.check_receptive_field,
-        lambda layers: torch.tensor(receptive_field(layers)),
+        ch02.check_count_macs,
+        lambda *a: count_macs(*a, pools=False),
+        ["count_macs returned", "pool k=", "; expected"],
+    ),
+    (
+        ch02.check_count_macs,
+        lambda *a: count_macs(*a, same=False),
+        ["count_macs returned", "p='same'", "; expected"],
+    ),
+    (
+        ch02.check_count_macs,
+        lambda *a: torch.tensor(count_macs(*a)),
         ["should return an int, got torch.Tensor (use int(...) or .item())"],
     ),
     (
@@ -210,7 +240,7 @@ WRONG: list[Wrong] = [
     [
         "ex1-conv2d_loops",
         "ex2-output_size",
-        "ex3-receptive_field",
+        "ex3-count_macs",
         "ex4-conv2d_unfold",
     ],
 )
@@ -225,11 +255,49 @@ def _length_by_running(size: int, kernel: int, stride: int, padding: Any, dilati
     return F.conv1d(signal, weight, stride=stride, padding=padding, dilation=dilation).shape[-1]
 
 
-def _field_by_running_the_model(layers: nn.Sequential) -> int:
-    image = torch.ones(1, 1, 64, 64, requires_grad=True)
-    layers(image)[0, 0, 0, 0].backward()
-    assert image.grad is not None
-    return int((image.grad[0, 0, 0] != 0).sum())
+def _length_by_pooling(size: int, kernel: int, stride: int, padding: Any, dilation: int) -> int:
+    pad = 0 if isinstance(padding, str) else padding
+    signal = torch.zeros(1, 1, size)
+    return F.max_pool1d(signal, kernel, stride, min(pad, kernel // 2), dilation).shape[-1]
+
+
+def _length_by_unfold(size: int, kernel: int, stride: int, padding: Any, dilation: int) -> int:
+    pad = 0 if isinstance(padding, str) else padding
+    columns = F.unfold(
+        torch.zeros(1, 1, 1, size), (1, kernel), dilation=dilation, padding=(0, pad), stride=stride
+    )
+    return columns.shape[-1]
+
+
+def _macs_by_running_the_model(layers: nn.Sequential, height: int, width: int) -> int:
+    with FlopCounterMode(display=False) as counter:
+        layers(torch.zeros(1, layers[0].in_channels, height, width))
+    return counter.get_total_flops() // 2
+
+
+def _macs_by_a_copy(layers: nn.Sequential, height: int, width: int) -> int:
+    twin = copy.deepcopy(layers)  # the copy's forward is the guard's tripwire too
+    return twin(torch.zeros(1, layers[0].in_channels, height, width)).numel()
+
+
+def _macs_by_fresh_layers(layers: nn.Sequential, height: int, width: int) -> int:
+    """Rebuild each convolution on the meta device and read its output's shape."""
+    x, total = torch.zeros(1, layers[0].in_channels, height, width, device="meta"), 0
+    for layer in layers:
+        if isinstance(layer, nn.Conv2d):
+            fresh = nn.Conv2d(
+                layer.in_channels,
+                layer.out_channels,
+                layer.kernel_size,
+                layer.stride,
+                layer.padding,
+                layer.dilation,
+                layer.groups,
+                device="meta",
+            )
+            x = fresh(x)
+            total += x.numel() * (layer.in_channels // layer.groups) * fresh.weight[0, 0].numel()
+    return total
 
 
 FORBIDDEN = [
@@ -241,13 +309,13 @@ FORBIDDEN = [
     Forbidden(ch02.CONV2D_UNFOLD, ch02._conv_reference, "cnncourse.checks.ch02._conv_reference"),
     Forbidden(ch02.OUTPUT_SIZE, _length_by_running, "aten.convolution"),
     Forbidden(ch02.OUTPUT_SIZE, ch02._size_reference, "cnncourse.checks.ch02._size_reference"),
-    Forbidden(ch02.RECEPTIVE_FIELD, _field_by_running_the_model, "Sequential.forward",
+    Forbidden(ch02.OUTPUT_SIZE, _length_by_pooling, "aten.max_pool2d_with_indices",
               correct=False),
-    Forbidden(ch02.RECEPTIVE_FIELD, backprop_measurement, "aten.convolution"),
-    Forbidden(ch02.RECEPTIVE_FIELD, lambda layers: backprop_measurement(layers, convolve=False),
-              "torch.autograd"),
-    Forbidden(ch02.RECEPTIVE_FIELD, ch02.measured_receptive_field,
-              "cnncourse.checks.fields.measured_receptive_field"),
+    Forbidden(ch02.OUTPUT_SIZE, _length_by_unfold, "aten.im2col", correct=False),
+    Forbidden(ch02.COUNT_MACS, _macs_by_running_the_model, "FlopCounterMode.__init__"),
+    Forbidden(ch02.COUNT_MACS, _macs_by_a_copy, "Sequential.forward", correct=False),
+    Forbidden(ch02.COUNT_MACS, _macs_by_fresh_layers, "aten.convolution", correct=False),
+    Forbidden(ch02.COUNT_MACS, ch02._macs_reference, "cnncourse.checks.ch02._macs_reference"),
 ]  # fmt: skip
 test_forbidden_route_is_caught = forbidden_route_test(FORBIDDEN)
 
@@ -262,11 +330,25 @@ def test_seed_reproduces_cases_and_calls_differ() -> None:
     assert any("'same'" in str(line) or "same" in str(line) for line in seen[0])
 
 
+def _recurrence(layers: nn.Sequential) -> int:
+    field, jump = 1, 1
+    for layer in layers:
+        if isinstance(layer, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+            k, s, d = (
+                _pair(getattr(layer, name, 1))[0] for name in ("kernel_size", "stride", "dilation")
+            )
+            field += (k - 1) * d * jump
+            jump *= s
+    return field
+
+
 def test_measured_receptive_field_matches_the_recurrence() -> None:
+    """The reference of chapter 5's receptive-field exercise (the one the course keeps) measures
+    what the recurrence computes."""
     generator, _ = fresh_generator(11)
-    for case in ch02.RECEPTIVE_FIELD.make_cases(generator):
-        (layers,) = ch02.RECEPTIVE_FIELD.build(case)
-        assert ch02.measured_receptive_field(layers) == receptive_field(layers)
+    for case in ch05.RECEPTIVE_FIELD.make_cases(generator):
+        (layers,) = ch05.RECEPTIVE_FIELD.build(case)
+        assert measured_receptive_field(layers) == _recurrence(layers)
     known = {
         3: nn.Sequential(nn.Conv2d(1, 1, 3)),
         7: nn.Sequential(nn.Conv2d(1, 1, 3), nn.ReLU(), nn.Conv2d(1, 1, 3), nn.Conv2d(1, 1, 3)),
@@ -274,12 +356,24 @@ def test_measured_receptive_field_matches_the_recurrence() -> None:
         15: nn.Sequential(*[nn.Conv2d(1, 1, 3, dilation=d) for d in (1, 2, 4)]),
     }
     for field, layers in known.items():
-        assert ch02.measured_receptive_field(layers) == field
+        assert measured_receptive_field(layers) == field
 
 
 def test_measured_receptive_field_refuses_unknown_layers() -> None:
     with pytest.raises(TypeError, match="does not handle Linear"):
-        ch02.measured_receptive_field(nn.Sequential(nn.Conv2d(1, 1, 3), nn.Linear(2, 2)))
+        measured_receptive_field(nn.Sequential(nn.Conv2d(1, 1, 3), nn.Linear(2, 2)))
+
+
+def test_macs_cases_cover_every_setting() -> None:
+    """The random stacks hold what the wrong answers above get wrong: groups, pooling, 'same'
+    padding, pairs of kernel sizes, biases and classifier heads."""
+    generator, _ = fresh_generator(0)
+    specs = [spec for case in ch02.COUNT_MACS.make_cases(generator) for spec in case["layers"]]
+    convs = [spec for spec in specs if spec["kind"] == "conv"]
+    assert any(spec["groups"] > 1 for spec in convs)
+    assert any(spec["padding"] == "same" for spec in convs)
+    assert any(spec["kernel"][0] != spec["kernel"][1] for spec in convs)
+    assert {spec["kind"] for spec in specs} >= {"maxpool", "avgpool", "linear", "relu"}
 
 
 def test_conv_cases_cover_every_setting() -> None:

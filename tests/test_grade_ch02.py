@@ -17,13 +17,13 @@ edited = CHAPTER.edited
 EX1, EX2, EX3, EX4 = (
     "ex1-conv2d_loops",
     "ex2-output_size",
-    "ex3-receptive_field",
+    "ex3-count_macs",
     "ex4-conv2d_unfold",
 )
 NAMES = {
     EX1: "conv2d_loops",
     EX2: "output_size",
-    EX3: "receptive_field",
+    EX3: "count_macs",
     EX4: "conv2d_unfold",
 }
 POINTS = {EX1: 4, EX2: 2, EX3: 3, EX4: 3}
@@ -44,7 +44,10 @@ def submissions() -> dict[str, tuple[str | None, dict[str, str]]]:
             EX2,
             {**solved, EX2: edited(EX2, "- dilation * (kernel - 1) - 1", "- (kernel - 1) - 1")},
         ),
-        "wrong_no_jump": (EX3, {**solved, EX3: edited(EX3, "jump *= s", "jump *= 1")}),
+        "wrong_ignores_groups": (
+            EX3,
+            {**solved, EX3: edited(EX3, "(layer.in_channels // layer.groups)", "layer.in_channels")},
+        ),
         "wrong_unfold_ignores_stride": (
             EX4,
             {**solved, EX4: edited(EX4, "padding=padding, stride=stride)", "padding=padding)")},
@@ -70,7 +73,7 @@ def test_untouched_student_copy_gets_zero(graded: dict[str, Any]) -> None:
 REASONS = {  # what the one-sentence reason of the broken exercise must contain
     "wrong_forgot_bias": "conv2d_loops returned wrong values for input (",
     "wrong_forgot_dilation": "; expected",
-    "wrong_no_jump": "; expected",
+    "wrong_ignores_groups": "count_macs returned",
     # the stride is ignored, so the result cannot be reshaped to the expected output size
     "wrong_unfold_ignores_stride": "conv2d_unfold raised RuntimeError (shape",
 }

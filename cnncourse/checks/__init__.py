@@ -8,7 +8,7 @@
 - :mod:`cnncourse.checks.fixtures`: the modules exercises hand to a learner's function, apart from
   the references (the autograder, :mod:`cnncourse.grading`, sends them into its sandbox).
 - :mod:`cnncourse.checks.tiny_nets`: the tiny float64 networks chapter 4's checks train.
-- :mod:`cnncourse.checks.fields`: the measured receptive field chapters 2 and 5 check against.
+- :mod:`cnncourse.checks.fields`: the measured receptive field chapter 5 checks against.
 
 Usage in a notebook's check cell::
 

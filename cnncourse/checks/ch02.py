@@ -1,4 +1,4 @@
-"""Chapter 2's graded exercises: ``conv2d_loops``, ``output_size``, ``receptive_field`` and
+"""Chapter 2's graded exercises: ``conv2d_loops``, ``output_size``, ``count_macs`` and
 ``conv2d_unfold``.
 
 In the notebook, the cell after each exercise calls one of the ``check_*`` functions, e.g.
@@ -14,6 +14,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from cnncourse.checks.core import (
     Case,
@@ -24,20 +25,26 @@ from cnncourse.checks.core import (
     compare_tensor,
     draw_int,
 )
-from cnncourse.checks.fields import measured_receptive_field
-from cnncourse.checks.guard import AUTOGRAD, CONVOLUTION, IM2COL, MODEL_FORWARD
+from cnncourse.checks.guard import (
+    AVERAGE_POOLING,
+    CONVOLUTION,
+    IM2COL,
+    MAX_POOLING,
+    MODEL_FORWARD,
+    Route,
+)
 
 __all__ = [
     "CONV2D_LOOPS",
     "CONV2D_UNFOLD",
+    "COUNT_MACS",
     "EXERCISES",
+    "FLOP_COUNTER",
     "OUTPUT_SIZE",
-    "RECEPTIVE_FIELD",
     "check_conv2d_loops",
     "check_conv2d_unfold",
+    "check_count_macs",
     "check_output_size",
-    "check_receptive_field",
-    "measured_receptive_field",
 ]
 
 
@@ -199,113 +206,177 @@ OUTPUT_SIZE = Exercise(
         "output_size", expected, got, _size_describe(case)
     ),
     describe=_size_describe,
-    forbidden=(CONVOLUTION,),
+    forbidden=(CONVOLUTION, IM2COL, MAX_POOLING, AVERAGE_POOLING),
     asks="compute the length from the sizes, without running a layer",
 )
 
 
-# --- Exercise 3: receptive_field ---------------------------------------------------------------
+# --- Exercise 3: count_macs --------------------------------------------------------------------
 
+
+FLOP_COUNTER = Route(
+    "torch's FLOP counter", python=("torch.utils.flop_counter.FlopCounterMode.__init__",)
+)
+"""``torch.utils.flop_counter.FlopCounterMode``, which counts by running the layers."""
 
 _ELEMENTWISE = ("relu", "batchnorm", "identity")
 
 
-def _field_cases(generator: torch.Generator) -> list[Case]:
+def _conv_spec(generator: torch.Generator, c: int, h: int, w: int) -> dict[str, Any]:
+    """A random ``nn.Conv2d`` for a (c, h, w) input whose output is at least 1x1."""
+    divisors = [g for g in (1, 2, 3) if c % g == 0]
+    groups = divisors[draw_int(generator, 0, len(divisors) - 1)]
+    kernel = [draw_int(generator, 1, 5), draw_int(generator, 1, 4)]
+    stride, dilation = draw_int(generator, 1, 3), draw_int(generator, 1, 2)
+    choice = draw_int(generator, 0, 5)
+    padding: int | str = "same" if choice == 0 else "valid" if choice == 1 else choice - 2
+    if padding == "same":
+        stride = 1  # PyTorch refuses 'same' with a stride
+    pad = 0 if padding in ("same", "valid") else int(padding)
+    for axis, size in enumerate((h, w)):  # shrink a kernel that does not fit
+        if padding != "same" and size + 2 * pad < dilation * (kernel[axis] - 1) + 1:
+            kernel[axis] = 1
+    return {
+        "kind": "conv",
+        "in": c,
+        "out": groups * draw_int(generator, 1, 4),
+        "kernel": kernel,
+        "stride": stride,
+        "padding": padding,
+        "dilation": dilation,
+        "groups": groups,
+        "bias": bool(draw_int(generator, 0, 1)),
+    }
+
+
+def _conv_out(spec: dict[str, Any], size: int, axis: int) -> int:
+    if spec["padding"] == "same":
+        return size
+    pad = 0 if spec["padding"] == "valid" else spec["padding"]
+    span = spec["dilation"] * (spec["kernel"][axis] - 1) + 1
+    return (size + 2 * pad - span) // spec["stride"] + 1
+
+
+def _macs_cases(generator: torch.Generator) -> list[Case]:
     cases: list[Case] = []
-    for _ in range(25):
+    for index in range(30):
+        c = draw_int(generator, 1, 4)
+        h, w = draw_int(generator, 6, 24), draw_int(generator, 6, 24)
+        image = (c, h, w)
         specs: list[dict[str, Any]] = []
-        channels = 1
-        for _ in range(draw_int(generator, 1, 6)):
-            kind = ("conv", "conv", "maxpool", "avgpool", "elementwise")[draw_int(generator, 0, 4)]
+        for position in range(draw_int(generator, 1, 5)):
+            kind = (
+                "conv"
+                if position == 0
+                else ("conv", "conv", "pool", "elementwise")[draw_int(generator, 0, 3)]
+            )
             if kind == "conv":
-                out = draw_int(generator, 1, 3)
+                spec = _conv_spec(generator, c, h, w)
+                c, h, w = spec["out"], _conv_out(spec, h, 0), _conv_out(spec, w, 1)
+                specs.append(spec)
+            elif kind == "pool" and min(h, w) >= 2:
+                k = draw_int(generator, 2, 3) if min(h, w) >= 3 else 2
+                s, p = draw_int(generator, 1, k), draw_int(generator, 0, k // 2)
                 specs.append(
                     {
-                        "kind": "conv",
-                        "in": channels,
-                        "out": out,
-                        "kernel": draw_int(generator, 1, 5),
-                        "stride": draw_int(generator, 1, 2),
-                        "dilation": draw_int(generator, 1, 3),
-                        "padding": draw_int(generator, 0, 2),
+                        "kind": ("maxpool", "avgpool")[draw_int(generator, 0, 1)],
+                        "kernel": k,
+                        "stride": s,
+                        "padding": p,
                     }
                 )
-                channels = out
-            elif kind in ("maxpool", "avgpool"):
-                kernel = draw_int(generator, 2, 3)
-                specs.append(
-                    {
-                        "kind": kind,
-                        "kernel": kernel,
-                        "stride": draw_int(generator, 1, kernel),
-                        "as_pair": bool(draw_int(generator, 0, 1)),
-                    }
-                )
-            else:
-                specs.append(
-                    {"kind": _ELEMENTWISE[draw_int(generator, 0, 2)], "channels": channels}
-                )
-        cases.append({"layers": specs})
+                h, w = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+            elif kind == "elementwise":
+                specs.append({"kind": _ELEMENTWISE[draw_int(generator, 0, 2)], "channels": c})
+        if index % 2:  # half the stacks end in a classifier head
+            specs.append({"kind": "flatten"})
+            specs.append({"kind": "linear", "in": c * h * w, "out": draw_int(generator, 1, 10)})
+        cases.append({"layers": specs, "image": image})
     return cases
 
 
-def _field_build(case: Case) -> tuple[Any, ...]:
+def _macs_build(case: Case) -> tuple[Any, ...]:
     modules: list[nn.Module] = []
     for spec in case["layers"]:
         kind = spec["kind"]
         if kind == "conv":
-            modules.append(
-                nn.Conv2d(
-                    spec["in"],
-                    spec["out"],
-                    spec["kernel"],
-                    stride=spec["stride"],
-                    padding=spec["padding"],
-                    dilation=spec["dilation"],
+            with warnings.catch_warnings():  # 'same' with an even kernel: a performance note
+                warnings.simplefilter("ignore", UserWarning)
+                modules.append(
+                    nn.Conv2d(
+                        spec["in"],
+                        spec["out"],
+                        tuple(spec["kernel"]),
+                        stride=spec["stride"],
+                        padding=spec["padding"],
+                        dilation=spec["dilation"],
+                        groups=spec["groups"],
+                        bias=spec["bias"],
+                    )
                 )
-            )
         elif kind in ("maxpool", "avgpool"):
-            k, s = spec["kernel"], spec["stride"]
-            size, step = ((k, k), (s, s)) if spec["as_pair"] else (k, s)
             pool = nn.MaxPool2d if kind == "maxpool" else nn.AvgPool2d
-            modules.append(pool(size, stride=step))
+            modules.append(pool(spec["kernel"], stride=spec["stride"], padding=spec["padding"]))
         elif kind == "relu":
             modules.append(nn.ReLU())
         elif kind == "batchnorm":
             modules.append(nn.BatchNorm2d(spec["channels"]))
-        else:
+        elif kind == "identity":
             modules.append(nn.Identity())
-    return (nn.Sequential(*modules),)
+        elif kind == "flatten":
+            modules.append(nn.Flatten())
+        else:
+            modules.append(nn.Linear(spec["in"], spec["out"]))
+    _, h, w = case["image"]
+    return nn.Sequential(*modules), h, w
 
 
-def _field_describe(case: Case) -> str:
+def _macs_reference(layers: nn.Sequential, height: int, width: int) -> int:
+    """Run one zero image through ``layers`` under torch's FLOP counter (2 FLOPs per
+    multiply-add; it counts the products of convolutions and linear layers, not biases)."""
+    first = next(m for m in layers if isinstance(m, nn.Conv2d))
+    with FlopCounterMode(display=False) as counter, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        layers.eval()(torch.zeros(1, first.in_channels, height, width))
+    return int(counter.get_total_flops()) // 2
+
+
+def _macs_describe(case: Case) -> str:
     parts = []
     for spec in case["layers"]:
-        if spec["kind"] == "conv":
-            parts.append(f"conv k={spec['kernel']} s={spec['stride']} d={spec['dilation']}")
-        elif spec["kind"] in ("maxpool", "avgpool"):
-            parts.append(f"{spec['kind']} k={spec['kernel']} s={spec['stride']}")
+        kind = spec["kind"]
+        if kind == "conv":
+            parts.append(
+                f"conv {spec['in']}->{spec['out']} k={tuple(spec['kernel'])} s={spec['stride']} "
+                f"p={spec['padding']!r} d={spec['dilation']} groups={spec['groups']}"
+            )
+        elif kind in ("maxpool", "avgpool"):
+            parts.append(f"{kind} k={spec['kernel']} s={spec['stride']} p={spec['padding']}")
+        elif kind == "linear":
+            parts.append(f"linear {spec['in']}->{spec['out']}")
         else:
-            parts.append(spec["kind"])
-    return "the stack [" + ", ".join(parts) + "]"
+            parts.append(kind)
+    c, h, w = case["image"]
+    return f"the stack [{', '.join(parts)}] on a {c}x{h}x{w} image"
 
 
-RECEPTIVE_FIELD = Exercise(
-    name="receptive_field",
+COUNT_MACS = Exercise(
+    name="count_macs",
     points=3,
-    grade_id="ex3-receptive_field",
-    make_cases=_field_cases,
-    build=_field_build,
-    reference=measured_receptive_field,
+    grade_id="ex3-count_macs",
+    make_cases=_macs_cases,
+    build=_macs_build,
+    reference=_macs_reference,
     compare=lambda expected, got, case: compare_int(
-        "receptive_field", expected, got, _field_describe(case)
+        "count_macs", expected, got, _macs_describe(case)
     ),
-    describe=_field_describe,
-    forbidden=(MODEL_FORWARD, CONVOLUTION, AUTOGRAD),
-    asks="compute the field from the layers' settings, without running the model",
+    describe=_macs_describe,
+    forbidden=(MODEL_FORWARD, CONVOLUTION, MAX_POOLING, AVERAGE_POOLING, IM2COL, FLOP_COUNTER),
+    asks="compute every layer's output size and multiply-adds from its settings, without "
+    "running a layer",
 )
 
-EXERCISES: tuple[Exercise, ...] = (CONV2D_LOOPS, OUTPUT_SIZE, RECEPTIVE_FIELD, CONV2D_UNFOLD)
+EXERCISES: tuple[Exercise, ...] = (CONV2D_LOOPS, OUTPUT_SIZE, COUNT_MACS, CONV2D_UNFOLD)
 """Chapter 2's exercises, in notebook order: 4 + 2 + 3 + 3 = 12 points."""
 
 
@@ -319,9 +390,9 @@ def check_output_size(fn: Any, *, seed: int | None = None) -> CheckResult:
     return check(OUTPUT_SIZE, fn, seed=seed)
 
 
-def check_receptive_field(fn: Any, *, seed: int | None = None) -> CheckResult:
-    """Check ``receptive_field`` against a backpropagation measurement, 25 random stacks."""
-    return check(RECEPTIVE_FIELD, fn, seed=seed)
+def check_count_macs(fn: Any, *, seed: int | None = None) -> CheckResult:
+    """Check ``count_macs`` against torch's FLOP counter on 30 random stacks of layers."""
+    return check(COUNT_MACS, fn, seed=seed)
 
 
 def check_conv2d_unfold(fn: Any, *, seed: int | None = None) -> CheckResult:

@@ -1,8 +1,7 @@
 """The receptive field of a stack of layers, measured by backpropagation.
 
-Chapter 2's and chapter 5's receptive-field exercises both check against
-:func:`measured_receptive_field`, which measures the field rather than applying the recurrence the
-learners are asked to write.
+Chapter 5's receptive-field exercise checks against :func:`measured_receptive_field`, which
+measures the field rather than applying the recurrence the learners are asked to write.
 """
 
 from __future__ import annotations

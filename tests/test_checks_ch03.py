@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 import torch
 import torch.nn.functional as F
 from check_helpers import Forbidden, Wrong, forbidden_route_test, seeded_runs, verdict_tests
@@ -45,30 +44,32 @@ def global_avg_pool(x: torch.Tensor) -> torch.Tensor:
     return x.mean(dim=(2, 3))
 
 
-def invariance_error(
-    features: Any,
-    images: torch.Tensor,
-    dx: int,
-    dy: int,
-    circular: bool = False,
-    pooled_norm: bool = False,
-) -> float:
-    with torch.no_grad():
-        if circular:
-            moved_images = torch.roll(images, shifts=(dy, dx), dims=(-2, -1))
-        else:
-            moved_images = F.pad(images, (dx, -dx, dy, -dy))
-        base, moved = features(images).flatten(1), features(moved_images).flatten(1)
-        if pooled_norm:  # one ratio for the whole batch instead of the mean of per-image ratios
-            return ((moved - base).norm() / base.norm()).item()
-        return ((moved - base).norm(dim=1) / base.norm(dim=1)).mean().item()
+def adaptive_avg_pool2d(
+    x: torch.Tensor, output_size: tuple[int, int], *, floor_end: bool = False
+) -> torch.Tensor:
+    """Section 2's rule: output i of m pools rows [floor(i H / m), ceil((i + 1) H / m))."""
+    (h, w), (out_h, out_w) = x.shape[-2:], output_size
+
+    def windows(size: int, out: int) -> list[tuple[int, int]]:
+        if floor_end:  # the slip: the end rounded down, so uneven windows lose a row
+            return [
+                (i * size // out, max(i * size // out + 1, (i + 1) * size // out))
+                for i in range(out)
+            ]
+        return [(i * size // out, -(-(i + 1) * size // out)) for i in range(out)]
+
+    rows = [
+        torch.stack([x[:, :, r0:r1, c0:c1].mean(dim=(-2, -1)) for c0, c1 in windows(w, out_w)], -1)
+        for r0, r1 in windows(h, out_h)
+    ]
+    return torch.stack(rows, dim=-2)
 
 
 SOLUTIONS = {
     "max_pool2d": (ch03.check_max_pool2d, max_pool2d),
     "max_pool2d_backward": (ch03.check_max_pool2d_backward, max_pool2d_backward),
     "global_avg_pool": (ch03.check_global_avg_pool, global_avg_pool),
-    "invariance_error": (ch03.check_invariance_error, invariance_error),
+    "adaptive_avg_pool2d": (ch03.check_adaptive_avg_pool2d, adaptive_avg_pool2d),
 }
 
 
@@ -119,24 +120,19 @@ WRONG: list[Wrong] = [
         ["global_avg_pool returned wrong values"],
     ),
     (
-        ch03.check_invariance_error,
-        lambda *a: invariance_error(*a, circular=True),
-        ["invariance_error returned", "; expected", "dx="],
+        ch03.check_adaptive_avg_pool2d,
+        lambda x, size: adaptive_avg_pool2d(x, size, floor_end=True),
+        ["adaptive_avg_pool2d returned wrong values for an input of shape", "output_size=("],
     ),
     (
-        ch03.check_invariance_error,
-        lambda *a: invariance_error(*a, pooled_norm=True),
-        ["invariance_error returned", "; expected"],
+        ch03.check_adaptive_avg_pool2d,
+        lambda x, size: adaptive_avg_pool2d(x, size[::-1]),  # height and width swapped
+        ["adaptive_avg_pool2d returned ", "expected"],
     ),
     (
-        ch03.check_invariance_error,
-        lambda f, x, dx, dy: invariance_error(f, x, -dx, -dy),
-        ["invariance_error returned", "; expected"],
-    ),
-    (
-        ch03.check_invariance_error,
-        lambda *a: torch.tensor(invariance_error(*a)),
-        ["should return a Python float, got torch.Tensor (use .item())"],
+        ch03.check_adaptive_avg_pool2d,
+        lambda x, size: adaptive_avg_pool2d(x, size).float(),
+        ["dtype torch.float32", "expected torch.float64"],
     ),
 ]
 
@@ -155,7 +151,7 @@ WRONG: list[Wrong] = [
         "ex1-max_pool2d",
         "ex2-max_pool2d_backward",
         "ex3-global_avg_pool",
-        "ex4-invariance_error",
+        "ex4-adaptive_avg_pool2d",
     ],
     tries=3,
 )
@@ -191,8 +187,14 @@ FORBIDDEN = [
     Forbidden(ch03.GLOBAL_AVG_POOL, lambda x: F.avg_pool2d(x, x.shape[2:]).flatten(1),
               "aten.avg_pool2d"),
     Forbidden(ch03.GLOBAL_AVG_POOL, ch03._gap_reference, "cnncourse.checks.ch03._gap_reference"),
-    Forbidden(ch03.INVARIANCE_ERROR, ch03._invariance_reference,
-              "cnncourse.checks.ch03._invariance_reference"),
+    Forbidden(ch03.ADAPTIVE_AVG_POOL2D, F.adaptive_avg_pool2d,
+              "torch.nn.functional.adaptive_avg_pool2d"),
+    Forbidden(ch03.ADAPTIVE_AVG_POOL2D, lambda x, size: nn.AdaptiveAvgPool2d(size)(x),
+              "torch.nn.functional.adaptive_avg_pool2d"),
+    Forbidden(ch03.ADAPTIVE_AVG_POOL2D, lambda x, size: F.interpolate(x, size=size, mode="area"),
+              "torch.nn.functional.adaptive_avg_pool2d"),
+    Forbidden(ch03.ADAPTIVE_AVG_POOL2D, ch03._adaptive_reference,
+              "cnncourse.checks.ch03._adaptive_reference"),
 ]  # fmt: skip
 test_forbidden_route_is_caught = forbidden_route_test(FORBIDDEN)
 
@@ -232,25 +234,11 @@ def test_reference_of_backward_is_autograd_even_without_grad_mode() -> None:
     assert torch.allclose(expected.sum(), case["grad_output"].sum())  # every gradient lands once
 
 
-def test_pooled_features_and_shift() -> None:
-    images = torch.arange(16.0).reshape(1, 1, 4, 4)
-    moved = ch03.zero_fill_shift(images, 1, -1)
-    assert torch.equal(moved[0, 0, :3, 1:], images[0, 0, 1:, :3])
-    assert moved[0, 0, :, 0].eq(0).all() and moved[0, 0, 3].eq(0).all()
-    weight, bias = torch.randn(2, 1, 3, 3, dtype=torch.float64), torch.rand(2, dtype=torch.float64)
-    gap = ch03.PooledFeatures(weight, bias, "global average pooled")
-    assert gap(images.double()).shape == (1, 2)
-    with pytest.raises(ValueError, match="readout is 'median'"):
-        ch03.PooledFeatures(weight, bias, "median")
-
-
-def test_invariance_reference_is_zero_for_no_shift() -> None:
-    case = ch03.INVARIANCE_ERROR.make_cases(torch.Generator().manual_seed(1))[0]
-    features, images, _, _ = ch03.INVARIANCE_ERROR.build(case)
-    assert ch03.INVARIANCE_ERROR.reference(features, images, 0, 0) == 0.0
-
-
-def test_features_argument_is_a_module() -> None:
-    """The exercise's features argument is an nn.Module the student can call."""
-    case = ch03.INVARIANCE_ERROR.make_cases(torch.Generator().manual_seed(2))[0]
-    assert isinstance(ch03.INVARIANCE_ERROR.build(case)[0], nn.Module)
+def test_adaptive_cases_hold_uneven_and_growing_windows() -> None:
+    """Uneven (overlapping) windows and outputs at least as large as the input are always drawn:
+    they are where the floor/ceil rule matters."""
+    for seed in range(10):
+        cases = ch03.ADAPTIVE_AVG_POOL2D.make_cases(torch.Generator().manual_seed(seed))
+        sizes = [(case["x"].shape[-2:], case["output_size"]) for case in cases]
+        assert any(h % oh or w % ow for (h, w), (oh, ow) in sizes)
+        assert any(oh >= h and ow >= w for (h, w), (oh, ow) in sizes)

@@ -18,13 +18,13 @@ EX1, EX2, EX3, EX4 = (
     "ex1-max_pool2d",
     "ex2-max_pool2d_backward",
     "ex3-global_avg_pool",
-    "ex4-invariance_error",
+    "ex4-adaptive_avg_pool2d",
 )
 NAMES = {
     EX1: "max_pool2d",
     EX2: "max_pool2d_backward",
     EX3: "global_avg_pool",
-    EX4: "invariance_error",
+    EX4: "adaptive_avg_pool2d",
 }
 POINTS = {EX1: 2, EX2: 3, EX3: 1, EX4: 2}
 
@@ -33,10 +33,10 @@ POINTS = {EX1: 2, EX2: 3, EX3: 1, EX4: 2}
 WRONG: dict[str, tuple[dict[str, tuple[str, str]], set[str]]] = {
     "wrong_average_instead_of_max": ({EX1: (".amax(dim=(-2, -1))", ".mean(dim=(-2, -1))")}, {EX1}),
     "wrong_overwrites_gradients": ({EX2: ("grad.scatter_add_(", "grad.scatter_(")}, {EX2}),
-    "wrong_keepdim_and_circular": (
+    "wrong_keepdim_and_floor": (
         {
             EX3: ("x.mean(dim=(2, 3))", "x.mean(dim=(2, 3), keepdim=True)"),
-            EX4: ("F.pad(images, (dx, -dx, dy, -dy))", "torch.roll(images, (dy, dx), (-2, -1))"),
+            EX4: ("-(-(i + 1) * h // out_h)", "max(i * h // out_h + 1, (i + 1) * h // out_h)"),
         },
         {EX3, EX4},
     ),

@@ -1,5 +1,5 @@
 """Chapter 3's graded exercises: ``max_pool2d``, ``max_pool2d_backward``, ``global_avg_pool`` and
-``invariance_error``.
+``adaptive_avg_pool2d``.
 
 In the notebook, the cell after each exercise calls one of the ``check_*`` functions, e.g.
 ``ch03.check_max_pool2d(max_pool2d)``; it prints one sentence and never raises. The autograder
@@ -18,25 +18,21 @@ from cnncourse.checks.core import (
     CheckResult,
     Exercise,
     check,
-    compare_float,
     compare_tensor,
     draw_int,
 )
-from cnncourse.checks.fixtures import READOUTS, PooledFeatures
 from cnncourse.checks.guard import AUTOGRAD, AVERAGE_POOLING, MAX_POOLING
 
 __all__ = [
+    "ADAPTIVE_AVG_POOL2D",
     "EXERCISES",
     "GLOBAL_AVG_POOL",
-    "INVARIANCE_ERROR",
     "MAX_POOL2D",
     "MAX_POOL2D_BACKWARD",
-    "PooledFeatures",
+    "check_adaptive_avg_pool2d",
     "check_global_avg_pool",
-    "check_invariance_error",
     "check_max_pool2d",
     "check_max_pool2d_backward",
-    "zero_fill_shift",
 ]
 
 
@@ -190,82 +186,61 @@ GLOBAL_AVG_POOL = Exercise(
 )
 
 
-# --- Exercise 4: invariance_error ----------------------------------------------------------------
+# --- Exercise 4: adaptive_avg_pool2d -----------------------------------------------------------
 
 
-def zero_fill_shift(images: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
-    """Move images ``dx`` pixels right and ``dy`` down; uncovered pixels become zero."""
-    return F.pad(images, (dx, -dx, dy, -dy))
-
-
-def _invariance_cases(generator: torch.Generator) -> list[Case]:
+def _adaptive_cases(generator: torch.Generator) -> list[Case]:
     cases: list[Case] = []
-    for index in range(18):
-        channels = draw_int(generator, 1, 3)
-        out_channels = draw_int(generator, 2, 6)
-        dx, dy = draw_int(generator, -4, 4), draw_int(generator, -4, 4)
-        if dx == dy == 0:
-            dx = 1
+    for index in range(24):
+        h, w = draw_int(generator, 1, 13), draw_int(generator, 1, 13)
+        if index % 6 == 0:  # an output as large as the input, or larger: windows of one row
+            out_h, out_w = h + draw_int(generator, 0, 2), w + draw_int(generator, 0, 2)
+        else:
+            out_h, out_w = draw_int(generator, 1, h), draw_int(generator, 1, w)
         cases.append(
             {
-                "readout": READOUTS[index % 3],
-                "weight": torch.randn(
-                    out_channels, channels, 3, 3, generator=generator, dtype=torch.float64
-                ),
-                "bias": torch.rand(out_channels, generator=generator, dtype=torch.float64),
-                "images": torch.rand(
-                    draw_int(generator, 2, 5),
-                    channels,
-                    draw_int(generator, 8, 14),
-                    draw_int(generator, 8, 14),
+                "x": torch.randn(
+                    draw_int(generator, 1, 3),
+                    draw_int(generator, 1, 4),
+                    h,
+                    w,
                     generator=generator,
                     dtype=torch.float64,
                 ),
-                "dx": dx,
-                "dy": dy,
+                "output_size": (out_h, out_w),
             }
         )
     return cases
 
 
-def _invariance_build(case: Case) -> tuple[Any, ...]:
-    features = PooledFeatures(case["weight"].clone(), case["bias"].clone(), case["readout"])
-    return features, case["images"].clone(), case["dx"], case["dy"]
+def _adaptive_describe(case: Case) -> str:
+    return f"an input of shape {tuple(case['x'].shape)} and output_size={case['output_size']}"
 
 
-def _invariance_reference(features: Any, images: torch.Tensor, dx: int, dy: int) -> float:
-    base = features(images).flatten(1)
-    moved = features(zero_fill_shift(images, dx, dy)).flatten(1)
-    return float(((moved - base).norm(dim=1) / base.norm(dim=1)).mean().item())
+def _adaptive_reference(x: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
+    return F.adaptive_avg_pool2d(x, output_size)
 
 
-def _invariance_describe(case: Case) -> str:
-    return (
-        f"{case['readout']} features of images of shape {tuple(case['images'].shape)} "
-        f"with dx={case['dx']}, dy={case['dy']}"
-    )
-
-
-def _invariance_compare(expected: Any, got: Any, case: Case) -> str | None:
-    return compare_float("invariance_error", expected, got, _invariance_describe(case))
-
-
-INVARIANCE_ERROR = Exercise(
-    name="invariance_error",
+ADAPTIVE_AVG_POOL2D = Exercise(
+    name="adaptive_avg_pool2d",
     points=2,
-    grade_id="ex4-invariance_error",
-    make_cases=_invariance_cases,
-    build=_invariance_build,
-    reference=_invariance_reference,
-    compare=_invariance_compare,
-    describe=_invariance_describe,
+    grade_id="ex4-adaptive_avg_pool2d",
+    make_cases=_adaptive_cases,
+    build=lambda case: (case["x"].clone(), tuple(case["output_size"])),
+    reference=_adaptive_reference,
+    compare=lambda expected, got, case: compare_tensor(
+        "adaptive_avg_pool2d", expected, got, _adaptive_describe(case)
+    ),
+    describe=_adaptive_describe,
+    forbidden=(AVERAGE_POOLING,),
+    asks="find each output's window with section 2's rule and average it yourself",
 )
 
 EXERCISES: tuple[Exercise, ...] = (
     MAX_POOL2D,
     MAX_POOL2D_BACKWARD,
     GLOBAL_AVG_POOL,
-    INVARIANCE_ERROR,
+    ADAPTIVE_AVG_POOL2D,
 )
 """Chapter 3's exercises, in notebook order: 2 + 3 + 1 + 2 = 8 points."""
 
@@ -285,6 +260,6 @@ def check_global_avg_pool(fn: Any, *, seed: int | None = None) -> CheckResult:
     return check(GLOBAL_AVG_POOL, fn, seed=seed)
 
 
-def check_invariance_error(fn: Any, *, seed: int | None = None) -> CheckResult:
-    """Check ``invariance_error`` on 18 random feature extractors, images and shifts."""
-    return check(INVARIANCE_ERROR, fn, seed=seed)
+def check_adaptive_avg_pool2d(fn: Any, *, seed: int | None = None) -> CheckResult:
+    """Check ``adaptive_avg_pool2d`` against PyTorch's on 24 random float64 inputs and sizes."""
+    return check(ADAPTIVE_AVG_POOL2D, fn, seed=seed)

@@ -11,13 +11,9 @@ chapter.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["READOUTS", "PooledFeatures", "PositionScale"]
-
-READOUTS = ("flattened", "2x2 max-pooled", "global average pooled")
-"""The read-outs of :class:`PooledFeatures` (chapter 3's ``invariance_error``)."""
+__all__ = ["PositionScale"]
 
 
 class PositionScale(nn.Module):
@@ -29,25 +25,3 @@ class PositionScale(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return images * self.scale
-
-
-class PooledFeatures(nn.Module):
-    """A 3x3 convolution and ReLU, read out flattened, 2x2 max-pooled or globally averaged."""
-
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, readout: str) -> None:
-        super().__init__()
-        if readout not in READOUTS:
-            raise ValueError(f"readout is {readout!r}, but it must be one of {READOUTS}.")
-        self.conv = nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1, dtype=weight.dtype)
-        with torch.no_grad():
-            self.conv.weight.copy_(weight)
-            self.conv.bias.copy_(bias)  # type: ignore[union-attr]
-        self.readout = readout
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        maps = torch.relu(self.conv(images))
-        if self.readout == "global average pooled":
-            return maps.mean(dim=(2, 3))
-        if self.readout == "2x2 max-pooled":
-            maps = F.max_pool2d(maps, 2)
-        return maps.flatten(1)

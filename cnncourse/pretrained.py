@@ -269,7 +269,8 @@ def torchvision_pretrained(name: str, weights: str = "DEFAULT") -> tuple[nn.Modu
         )
     chosen = getattr(enum, weights)
     try:
-        with contextlib.redirect_stderr(io.StringIO()):  # torch.hub names its cache folder there
+        # torch.hub prints "Downloading: <url> to <its cache folder>" on stdout; keep it quiet
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             return torchvision.models.get_model(name, weights=chosen), chosen
     except OSError as error:  # URLError is an OSError
         raise WeightsUnavailableError(

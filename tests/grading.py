@@ -48,6 +48,42 @@ def zero_reasons(student: Mapping[str, Any]) -> dict[str, str]:
     return {name: item["reason"] for name, item in student["exercises"].items()}
 
 
+def assert_case_totals(
+    scores: Mapping[str, Any], cases: Mapping[str, tuple[Any, Any, int]], max_points: int
+) -> None:
+    """Every graded case scored the total its ``(cells, broken exercise, total)`` entry names."""
+    assert {name: s["total"] for name, s in scores.items()} == {
+        name: total for name, (_, _, total) in cases.items()
+    }
+    assert all(s["max_points"] == max_points for s in scores.values())
+
+
+def assert_solution_full_and_stub_zero(
+    scores: Mapping[str, Any], points: Mapping[str, int]
+) -> None:
+    """The ``solution`` case earns every exercise's points; the ``stub`` case earns none."""
+    for name, item in scores["solution"]["exercises"].items():
+        assert item["points"] == points[name], item["reason"]
+        assert item["reason"].endswith(MATCHES_REFERENCE)
+    for name, item in scores["stub"]["exercises"].items():
+        assert item["points"] == 0
+        assert item["reason"].startswith(f"{name} is not implemented yet")
+
+
+def assert_loses_only_its_exercise(
+    scores: Mapping[str, Any],
+    cases: Mapping[str, tuple[Any, str, int]],
+    points: Mapping[str, int],
+    student: str,
+) -> None:
+    """A wrong answer loses exactly the exercise it breaks, with a one-sentence reason."""
+    broken = cases[student][1]
+    for name, item in scores[student]["exercises"].items():
+        assert item["points"] == (0 if name == broken else points[name]), (student, name, item)
+    reason = scores[student]["exercises"][broken]["reason"]
+    assert reason.startswith(broken) and reason.endswith(".") and "\n" not in reason
+
+
 @dataclass(frozen=True)
 class Chapter:
     """One chapter's notebooks: ``notebook`` is the file name, e.g. ``"02_convolution.ipynb"``."""

@@ -8,7 +8,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from grading import Chapter, grade_batch
+from grading import (
+    Chapter,
+    assert_case_totals,
+    assert_loses_only_its_exercise,
+    assert_solution_full_and_stub_zero,
+    grade_batch,
+)
 
 CHAPTER = Chapter("06_resnets.ipynb")
 edited = CHAPTER.edited
@@ -60,28 +66,16 @@ def scores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def test_totals(scores: dict[str, Any]) -> None:
-    assert {name: s["total"] for name, s in scores.items()} == {
-        name: total for name, (_, _, total) in CASES.items()
-    }
-    assert all(s["max_points"] == 10 for s in scores.values())
+    assert_case_totals(scores, CASES, 10)
 
 
 def test_solution_full_marks_and_stub_zero(scores: dict[str, Any]) -> None:
-    for name, item in scores["solution"]["exercises"].items():
-        assert item["points"] == POINTS[name], item["reason"]
-        assert item["reason"].endswith(" random cases match the reference.")
-    for name, item in scores["stub"]["exercises"].items():
-        assert item["points"] == 0
-        assert item["reason"].startswith(f"{name} is not implemented yet")
+    assert_solution_full_and_stub_zero(scores, POINTS)
 
 
 @pytest.mark.parametrize("student", ["wrong_no_relu", "wrong_option_b", "wrong_package_switch"])
 def test_wrong_answers_lose_exactly_their_exercise(scores: dict[str, Any], student: str) -> None:
-    broken = CASES[student][1]
-    for name, item in scores[student]["exercises"].items():
-        assert item["points"] == (0 if name == broken else POINTS[name]), (student, name, item)
-    reason = scores[student]["exercises"][broken]["reason"]
-    assert reason.startswith(broken) and reason.endswith(".") and "\n" not in reason
+    assert_loses_only_its_exercise(scores, CASES, POINTS, student)
 
 
 def test_the_lesion_switch_is_named(scores: dict[str, Any]) -> None:

@@ -107,6 +107,20 @@ def test_generation_is_idempotent_and_detects_stale(tmp_path: Path) -> None:
     assert stale_copies(solutions, notebooks) == [target]
 
 
+def test_chapters_argument_copies_only_those_chapters(tmp_path: Path) -> None:
+    solutions, notebooks = tmp_path / "solutions", tmp_path / "notebooks"
+    notebooks.mkdir()
+    shutil.copytree(SOLUTIONS_DIR, solutions)
+    first, second = SOURCES[0], SOURCES[1]
+    by_number = write_copies(solutions, notebooks, chapters=[first.stem[:2].lstrip("0")])
+    assert [p.name for p in by_number] == [first.name]
+    by_name = write_copies(solutions, notebooks, chapters=[second.stem])
+    assert [p.name for p in by_name] == [second.name]
+    assert sorted(p.name for p in notebooks.iterdir()) == sorted([first.name, second.name])
+    assert stale_copies(solutions, notebooks, chapters=[first.stem[:2]]) == []
+    assert main(["99_no_such_chapter"]) == 2
+
+
 @pytest.mark.parametrize("source", SOURCES, ids=[p.stem for p in SOURCES])
 def test_no_solution_text_left(source: Path) -> None:
     """Every line of every solution region is gone, except lines the chapter also has elsewhere

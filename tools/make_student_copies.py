@@ -20,6 +20,7 @@ Usage (from the repository root)::
 
     uv run --frozen python tools/make_student_copies.py           # write the student copies
     uv run --frozen python tools/make_student_copies.py --check   # exit 1 if any is stale
+    uv run --frozen python tools/make_student_copies.py 07        # only chapter 7 (number or name)
 
 Exit status: 0 when every copy is (or, without ``--check``, now is) up to date, 1 when ``--check``
 found a stale or missing copy, 2 when a source cannot be converted.
@@ -48,9 +49,17 @@ NOTEBOOKS_DIR = ROOT / "notebooks"
 CODE_STUB = '# YOUR CODE HERE\nraise NotImplementedError("replace this line with your solution")'
 
 
-def sources(folder: Path = SOLUTIONS_DIR) -> list[Path]:
-    """The chapter sources, ``NN_*.ipynb`` in ``folder``, sorted."""
-    return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb") if p.is_file())
+def sources(folder: Path = SOLUTIONS_DIR, chapters: Sequence[str] = ()) -> list[Path]:
+    """The chapter sources, ``NN_*.ipynb`` in ``folder``, sorted.
+
+    ``chapters`` (numbers such as ``7`` or ``07``, or names such as ``07_augmentation``) keeps only
+    those chapters; empty keeps all.
+    """
+    found = sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb") if p.is_file())
+    if not chapters:
+        return found
+    wanted = {c.zfill(2) if c.isdigit() else c.removesuffix(".ipynb") for c in chapters}
+    return [p for p in found if p.stem in wanted or p.stem[:2] in wanted]
 
 
 def _graded(cell: NotebookNode) -> bool:
@@ -92,10 +101,12 @@ def _refreshed_source(source: Path) -> tuple[str, NotebookNode]:
     return text, with_setup(nb, source.name, repository())
 
 
-def stale_copies(solutions: Path = SOLUTIONS_DIR, notebooks: Path = NOTEBOOKS_DIR) -> list[Path]:
+def stale_copies(
+    solutions: Path = SOLUTIONS_DIR, notebooks: Path = NOTEBOOKS_DIR, chapters: Sequence[str] = ()
+) -> list[Path]:
     """The sources whose Colab setup is stale and the copies that are missing or stale."""
     stale = []
-    for source in sources(solutions):
+    for source in sources(solutions, chapters):
         text, refreshed = _refreshed_source(source)
         if render(refreshed) != text:
             stale.append(source)
@@ -106,10 +117,12 @@ def stale_copies(solutions: Path = SOLUTIONS_DIR, notebooks: Path = NOTEBOOKS_DI
     return stale
 
 
-def write_copies(solutions: Path = SOLUTIONS_DIR, notebooks: Path = NOTEBOOKS_DIR) -> list[Path]:
+def write_copies(
+    solutions: Path = SOLUTIONS_DIR, notebooks: Path = NOTEBOOKS_DIR, chapters: Sequence[str] = ()
+) -> list[Path]:
     """Write every source whose Colab setup changed and every copy that changed; return those."""
     written = []
-    for source in sources(solutions):
+    for source in sources(solutions, chapters):
         _, refreshed = _refreshed_source(source)
         for path, content in (
             (source, render(refreshed)),
@@ -126,28 +139,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--check", action="store_true", help="write nothing; exit 1 if a student copy is stale"
     )
+    parser.add_argument(
+        "chapters", nargs="*", help="chapter numbers or names to copy (default: every chapter)"
+    )
     args = parser.parse_args(argv)
-    if not sources():
-        print(f"make_student_copies: no NN_*.ipynb source in {SOLUTIONS_DIR}", file=sys.stderr)
+    chosen = sources(chapters=args.chapters)
+    if not chosen:
+        wanted = " ".join(args.chapters) or "NN_*.ipynb"
+        print(f"make_student_copies: no source {wanted} in {SOLUTIONS_DIR}", file=sys.stderr)
         return 2
     try:
         if args.check:
-            stale = stale_copies()
+            stale = stale_copies(chapters=args.chapters)
             for path in stale:
                 print(
                     f"stale: {path.relative_to(ROOT)} (regenerate it with "
                     "`uv run --frozen python tools/make_student_copies.py`)"
                 )
             if not stale:
-                print(f"all {len(sources())} student copies are up to date")
+                print(f"all {len(chosen)} student copies are up to date")
             return 1 if stale else 0
-        written = write_copies()
+        written = write_copies(chapters=args.chapters)
     except (RuntimeError, ValueError) as error:
         print(f"make_student_copies: {error}", file=sys.stderr)
         return 2
     for path in written:
         print(f"wrote {path.relative_to(ROOT)}")
-    print(f"{len(sources())} student copies up to date ({len(written)} written)")
+    print(f"{len(chosen)} student copies up to date ({len(written)} written)")
     return 0
 
 

@@ -124,6 +124,11 @@ def _precision(precision: Precision | str | None, device: torch.device) -> Preci
     return choose_precision(device, "fp32" if precision is None else precision)
 
 
+def _classes(targets: torch.Tensor) -> torch.Tensor:
+    """Class indices from targets given as indices (N,) or as class probabilities (N, C)."""
+    return targets.argmax(dim=1) if targets.ndim == 2 else targets
+
+
 def _inputs(inputs: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
     inputs = inputs.to(device, non_blocking=True)
     if channels_last and inputs.ndim == 4:
@@ -163,7 +168,7 @@ def evaluate(
             with mode.autocast():
                 logits = model(inputs)
             total_loss += loss_fn(logits.float(), targets).item() * targets.shape[0]
-            correct += (logits.argmax(dim=1) == targets).sum().item()
+            correct += (logits.argmax(dim=1) == _classes(targets)).sum().item()
             count += targets.shape[0]
     finally:
         model.train(was_training)
@@ -251,9 +256,11 @@ def fit(
 
     Args:
         model: the network; it is moved to ``device``.
-        train_loader: batches of (inputs, integer class labels): a ``DataLoader``, a
-            :class:`cnncourse.tensor_data.TensorLoader`, or any iterable with a length. A loader
-            with ``state_dict``/``load_state_dict`` is saved in and restored from ``checkpoint``.
+        train_loader: batches of (inputs, targets): a ``DataLoader``, a
+            :class:`cnncourse.tensor_data.TensorLoader`, or any iterable with a length. Targets
+            are class indices (N,) or, as mixup and cutmix make them, class probabilities (N, C)
+            (accuracy then counts the most probable class). A loader with
+            ``state_dict``/``load_state_dict`` is saved in and restored from ``checkpoint``.
         optimizer: built on ``model.parameters()``.
         epochs: the total number of epochs, counting any already done in ``checkpoint``.
         loss_fn: defaults to cross-entropy on logits.
@@ -374,7 +381,7 @@ def fit(
             if scheduler is not None and scheduler_step == "batch":
                 scheduler.step()
             total_loss += loss.detach() * targets.shape[0]  # no .item(): no sync every step
-            correct += (logits.detach().argmax(dim=1) == targets).sum()
+            correct += (logits.detach().argmax(dim=1) == _classes(targets)).sum()
             count += targets.shape[0]
             over_budget = False
             if time_budget is not None:

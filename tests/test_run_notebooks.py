@@ -63,6 +63,9 @@ def test_environment_for_the_kernels(tmp_path: Path) -> None:
     mine = {"CNNCOURSE_DATA": "/data", "CNNCOURSE_DATA_MIRROR": "/mirror"}
     configure_environment("full", root, mine)
     assert mine["CNNCOURSE_DATA"] == "/data" and mine["CNNCOURSE_DATA_MIRROR"] == "/mirror"
+    inside = {"CNNCOURSE_DATA": str(root / "data" / "cifar")}  # absolute, inside the repository
+    configure_environment("full", root, inside)
+    assert inside["CNNCOURSE_DATA"] == os.path.join("..", "data", "cifar")
 
 
 def test_inplace_needs_the_full_profile(capsys: pytest.CaptureFixture[str]) -> None:

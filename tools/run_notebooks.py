@@ -15,8 +15,9 @@ The profile reaches the kernel as the ``CNNCOURSE_PROFILE`` environment variable
 ``--inplace``, also as the papermill parameter ``PROFILE`` (``-p PROFILE <profile>``). Each
 notebook runs with its own folder as the working directory. ``CNNCOURSE_DATA`` defaults to
 ``../data`` (``<repo>/data`` seen from ``notebooks/`` or ``solutions/``: relative, so that the
-data root the chapters print names no path on the machine that ran them) and ``CNNCOURSE_DATA_MIRROR`` to ``<repo>/../shared/data`` where that folder
-exists.
+data root the chapters print names no path on the machine that ran them; an absolute
+``CNNCOURSE_DATA`` inside the repository is rewritten the same way) and
+``CNNCOURSE_DATA_MIRROR`` to ``<repo>/../shared/data`` where that folder exists.
 
 Every executed notebook is cleaned (``tools.notebook_clean.clean_notebook``): progress-bar
 widgets become text, widget state, timestamps and absolute paths go. The result goes to
@@ -123,7 +124,13 @@ def configure_environment(
     """Set the variables the kernels inherit: profile, data root, data mirror, inline plots."""
     env = os.environ if environ is None else environ
     env["CNNCOURSE_PROFILE"] = profile
-    env.setdefault("CNNCOURSE_DATA", os.path.join("..", "data"))  # from each notebook's folder
+    data = env.get("CNNCOURSE_DATA")
+    if data is None:
+        env["CNNCOURSE_DATA"] = os.path.join("..", "data")  # from each notebook's folder
+    elif os.path.isabs(data) and Path(data).resolve().is_relative_to(root.resolve()):
+        # a data root inside the repository, named absolutely, would put this machine's path into
+        # the outputs: name it from the notebooks' folders (one level below the root) instead
+        env["CNNCOURSE_DATA"] = os.path.join("..", os.path.relpath(Path(data).resolve(), root.resolve()))
     mirror = root.parent / "shared" / "data"
     if "CNNCOURSE_DATA_MIRROR" not in env and mirror.is_dir():
         env["CNNCOURSE_DATA_MIRROR"] = str(mirror)

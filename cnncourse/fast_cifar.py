@@ -28,9 +28,9 @@ decay ``2e-6 / lr`` (Muon's step does not depend on the gradient's scale).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 import torch
 from torch import nn
@@ -38,7 +38,7 @@ from torch import nn
 from cnncourse.augment import AlternatingFlip, RandomCrop
 from cnncourse.muon import Muon
 from cnncourse.precision import Precision, choose_precision, keep_freed_memory
-from cnncourse.tensor_data import ImageTensors, TensorLoader
+from cnncourse.tensor_data import BatchAugmentation, ImageTensors, TensorLoader
 from cnncourse.training import History, fit
 
 __all__ = [
@@ -204,8 +204,8 @@ class FastCifarRun:
     model: FastCifarNet
     history: History
     precision: Precision
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
+    mean: tuple[float, ...] | None
+    std: tuple[float, ...] | None
     setup_seconds: float
     """Time to initialise the whitening layer (counted as training time, as airbench does)."""
 
@@ -289,18 +289,35 @@ def train_fast_cifar(
     evals_per_epoch: int = 1,
     time_budget: float | None = None,
     progress: bool = True,
+    augment: Sequence[BatchAugmentation] | None = None,
+    wrap: Callable[[TensorLoader], Iterable[Any]] | None = None,
+    loss_fn: nn.Module | None = None,
+    stats: tuple[Sequence[float], Sequence[float]] | Literal["train", "none"] = "train",
 ) -> FastCifarRun:
     """Train ``preset`` on ``train``, evaluating the *validation* split ``val`` as it goes.
 
     ``epochs`` overrides the preset's (the smoke profile trains less). Score the evaluation split
-    once, at the end, with :func:`tta_accuracy`.
+    once, at the end, with :func:`tta_accuracy`. Chapter 7 varies the data pipeline:
+    ``augment`` replaces the preset's batched augmentations (translation and alternating flip;
+    ``[]`` for none), ``wrap`` wraps the training loader (e.g. ``lambda loader:
+    MixedBatches(loader, "cutmix", 10)``, or a loader with a weighted sampler), ``loss_fn``
+    replaces the preset's label-smoothed cross-entropy, and ``stats`` gives the normalisation:
+    ``"train"`` (the training split's own statistics), ``"none"`` (pixels in [0, 1]) or a
+    (mean, std) pair.
     """
     if epochs is not None:
         preset = replace(preset, epochs=epochs)
     keep_freed_memory()
     dev = torch.device(device)
     mode = precision if isinstance(precision, Precision) else choose_precision(dev, precision)
-    mean, std = train.channel_stats()
+    mean: tuple[float, ...] | None
+    std: tuple[float, ...] | None
+    if stats == "train":
+        mean, std = train.channel_stats()
+    elif stats == "none":
+        mean = std = None
+    else:
+        mean, std = tuple(stats[0]), tuple(stats[1])
     batch_size = min(preset.batch_size, len(train))
     loader = TensorLoader(
         train,
@@ -310,7 +327,11 @@ def train_fast_cifar(
         device=dev,
         mean=mean,
         std=std,
-        augment=[RandomCrop(preset.translate), AlternatingFlip(len(train), seed)],
+        augment=(
+            [RandomCrop(preset.translate), AlternatingFlip(len(train), seed)]
+            if augment is None
+            else augment
+        ),
         channels_last=True,
     )
     val_loader = (
@@ -340,10 +361,10 @@ def train_fast_cifar(
     )
     history = fit(
         model,
-        loader,
+        loader if wrap is None else wrap(loader),
         optimizer,
         preset.epochs,
-        loss_fn=nn.CrossEntropyLoss(label_smoothing=preset.label_smoothing),
+        loss_fn=loss_fn or nn.CrossEntropyLoss(label_smoothing=preset.label_smoothing),
         val_loader=val_loader,
         evals_per_epoch=evals_per_epoch,
         scheduler=schedule,

@@ -71,11 +71,36 @@ def test_train_recipe_records_checkpoints_and_learns(
     seconds = [c.train_seconds for c in result.checkpoints]
     assert all(b >= a > 0 for a, b in itertools.pairwise(seconds))
     assert result.train_seconds == seconds[-1]
-    assert result.final_accuracy == result.checkpoints[-1].test_accuracy
+    assert result.final_accuracy == result.checkpoints[-1].accuracy
+    assert result.test_accuracy == result.final_accuracy  # no validation split: the test set
     assert len(result.epoch_losses) == 2
-    assert all(0.0 <= c.test_accuracy <= 1.0 for c in result.checkpoints)
+    assert all(0.0 <= c.accuracy <= 1.0 for c in result.checkpoints)
+    assert {c.split for c in result.checkpoints} == {"MNIST official test set"}
     # random labels, but 30 images are easy to memorise: the training loss falls
     assert result.epoch_losses[1] < result.epoch_losses[0]
+
+
+def test_a_validation_split_is_carved_from_training_and_read_by_the_checkpoints(
+    tmp_path: Path, fake_mnist
+) -> None:
+    fake = fake_mnist(tmp_path / "root", n_train=40, n_test=12)
+    split = recipes.load_mnist_tensors(fake.root, train_size=30, test_size=10, val_size=6, seed=1)
+    assert split.val_x is not None and split.val_y is not None
+    assert split.train_x.shape[0] == 24 and split.val_x.shape == (6, 1, 28, 28)
+    assert split.train_indices is not None and len(split.train_indices) == 24
+    assert split.mean == pytest.approx(float(split.train_x.double().mean()))  # training part only
+    whole = recipes.load_mnist_tensors(fake.root, train_size=30, test_size=10, seed=1)
+    assert whole.train_indices is not None
+    train_part = set(split.train_indices.tolist())
+    assert train_part < set(whole.train_indices.tolist())
+    recipe = dataclasses.replace(recipes.FAST, batch_size=4)
+    result = recipes.train_recipe(recipe, split, epochs=1, evals_per_epoch=2)
+    assert {c.split for c in result.checkpoints} == {"MNIST validation split"}
+    assert 0.0 <= result.test_accuracy <= 1.0
+    with pytest.raises(ValueError, match="val_size is 30, but there are only 30 training images"):
+        recipes.load_mnist_tensors(fake.root, train_size=30, val_size=30)
+    with pytest.raises(ValueError, match="val_size is 0, but it must be a positive integer"):
+        recipes.load_mnist_tensors(fake.root, val_size=0)
 
 
 def test_the_same_seed_gives_the_same_run(tiny: recipes.MnistTensors) -> None:

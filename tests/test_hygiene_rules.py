@@ -28,6 +28,7 @@ from tools.notebook_hygiene import (
     check_file_size,
     check_has_nbval_check,
     check_image_sizes,
+    check_no_control_characters,
     check_no_errors,
     check_no_machine_paths,
     check_no_papermill_cells,
@@ -136,6 +137,14 @@ def test_error_output() -> None:
     nb.cells[2].outputs.append(error)
     (problem,) = check_no_errors(nb)
     assert "ValueError: boom" in problem and "cell 2" in problem
+
+
+@pytest.mark.parametrize("where", [0, 2])
+def test_control_character_in_a_source(where: int) -> None:
+    nb = clean()
+    nb.cells[where].source += " so $e / 9 \x07pprox 0.23$"
+    (problem,) = check_no_control_characters(nb)
+    assert "'\\x07'" in problem and f"cell {where}" in problem and "pprox 0.23" in problem
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,7 @@ __all__ = [
     "check_file_size",
     "check_has_nbval_check",
     "check_image_sizes",
+    "check_no_control_characters",
     "check_no_errors",
     "check_no_machine_paths",
     "check_no_papermill_cells",
@@ -147,6 +148,27 @@ def check_no_errors(nb: NotebookNode) -> list[str]:
         for i, cell, output in _outputs(nb)
         if output.output_type == "error"
     ]
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def check_no_control_characters(nb: NotebookNode) -> list[str]:
+    """No cell source holds a control character other than tab and newline.
+
+    One usually means a TeX command written into a non-raw Python string: ``"\\approx"`` loses
+    its backslash to the bell character, and MathJax then fails on the page.
+    """
+    problems = []
+    for i, cell in enumerate(nb.cells):
+        for found in _CONTROL.finditer(cell.source):
+            start = max(found.start() - 20, 0)
+            context = cell.source[start : found.end() + 20].replace("\n", " ")
+            problems.append(
+                f"{_label(i, cell)} holds the control character {found.group()!r} in "
+                f"{context!r}; write the backslash twice or use a raw string where it was made"
+            )
+    return problems
 
 
 def _strings(value: object) -> Iterator[str]:
@@ -334,6 +356,7 @@ RULES: dict[str, Rule] = {
     "executed": check_executed,
     "execution-order": check_execution_order,
     "no-errors": check_no_errors,
+    "no-control-characters": check_no_control_characters,
     "no-machine-paths": lambda nb: check_no_machine_paths(nb, (ROOT, Path.home())),
     "no-widgets": check_no_widgets,
     "no-papermill-cells": check_no_papermill_cells,

@@ -229,6 +229,13 @@ WRONG: list[Wrong] = [
 )
 
 
+def _trained_by_the_course(
+    model: nn.Module, batches: list[Any], optimizer: torch.optim.Optimizer, loss_fn: nn.Module
+) -> list[float]:
+    return [training.fit(model, [batch], optimizer, 1, loss_fn=loss_fn, device="cpu",
+                         progress=False).train_loss[-1] for batch in batches]
+
+
 def _evaluated_by_the_course(model: nn.Module, loader: Any, loss_fn: nn.Module) -> Any:
     metrics = training.evaluate(model, loader, loss_fn)
     return metrics.accuracy, metrics.loss
@@ -249,6 +256,7 @@ def _by_logsumexp(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 FORBIDDEN = [
     # (exercise, shortcut, the route its one sentence names)
     Forbidden(ch04.TRAIN_STEPS, ch04._train_reference, "cnncourse.checks.ch04._train_reference"),
+    Forbidden(ch04.TRAIN_STEPS, _trained_by_the_course, "cnncourse.training.fit"),
     Forbidden(ch04.EVALUATE_MODEL, _evaluated_by_the_course, "cnncourse.training.evaluate"),
     Forbidden(ch04.EVALUATE_MODEL, ch04._eval_reference, "cnncourse.checks.ch04._eval_reference"),
     Forbidden(ch04.BATCH_NORM_2D, _normalised_by_torch, "aten.native_batch_norm"),

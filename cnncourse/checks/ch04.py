@@ -148,6 +148,7 @@ TRAIN_STEPS = Exercise(
     reference=_train_reference,
     compare=_train_compare,
     describe=_train_describe,
+    forbidden=(Route("the course's training loop", python=("cnncourse.training.fit",)),),
     asks="write the training loop yourself",
 )
 

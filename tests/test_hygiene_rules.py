@@ -147,6 +147,14 @@ def test_control_character_in_a_source(where: int) -> None:
     assert "'\\x07'" in problem and f"cell {where}" in problem and "pprox 0.23" in problem
 
 
+def test_tab_is_a_lost_backslash_in_markdown_but_allowed_in_code() -> None:
+    nb = clean()
+    nb.cells[0].source += " where $a \times b$"
+    nb.cells[2].source += "\t# a tab in code"
+    (problem,) = check_no_control_characters(nb)
+    assert "cell 0" in problem and "'\\t'" in problem
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -151,17 +151,20 @@ def check_no_errors(nb: NotebookNode) -> list[str]:
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_CONTROL_OR_TAB = re.compile(r"[\x00-\x08\x09\x0b-\x1f\x7f]")  # markdown: a tab is a lost "\t"
 
 
 def check_no_control_characters(nb: NotebookNode) -> list[str]:
-    """No cell source holds a control character other than tab and newline.
+    """No cell source holds a control character other than newline (and, in code, tab).
 
     One usually means a TeX command written into a non-raw Python string: ``"\\approx"`` loses
-    its backslash to the bell character, and MathJax then fails on the page.
+    its backslash to the bell character and ``"\\times"`` to a tab, and MathJax then fails on
+    the page.
     """
     problems = []
     for i, cell in enumerate(nb.cells):
-        for found in _CONTROL.finditer(cell.source):
+        pattern = _CONTROL_OR_TAB if cell.cell_type == "markdown" else _CONTROL
+        for found in pattern.finditer(cell.source):
             start = max(found.start() - 20, 0)
             context = cell.source[start : found.end() + 20].replace("\n", " ")
             problems.append(

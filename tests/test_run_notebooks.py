@@ -16,7 +16,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from tools.notebook_hygiene import check_notebook
-from tools.run_notebooks import configure_environment, parse_args, select_notebooks
+from tools.run_notebooks import configure_environment, fill_data_root, parse_args, select_notebooks
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "tools" / "run_notebooks.py"
@@ -149,3 +149,19 @@ def test_output_dir_run_injects_the_profile(tmp_path: Path) -> None:
     assert nb.cells[2].metadata["tags"] == ["injected-parameters"]
     assert nb.cells[3].outputs[0].text == "smoke smoke\n"
     assert check_notebook(out / "01_good.ipynb")["no-widgets"] == []
+
+
+def test_the_data_root_is_filled_from_the_mirror_before_a_run(
+    tmp_path: Path, fake_mnist, fake_cifar, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mirror, notebooks = tmp_path / "mirror", tmp_path / "repo" / "notebooks"
+    notebooks.mkdir(parents=True)
+    fake_mnist(mirror)
+    fake_mnist(mirror, "FashionMNIST")
+    fake_cifar(mirror, n_test=None)
+    monkeypatch.setenv("CNNCOURSE_DATA_MIRROR", str(mirror))
+    env = {"CNNCOURSE_DATA": os.path.join("..", "data")}
+    status = fill_data_root(notebooks, env)
+    assert [line.split(maxsplit=1)[1].split(" (")[0] for line in status] == ["found"] * 3
+    assert (tmp_path / "repo" / "data" / "FashionMNIST").is_dir()
+    assert not any("copied" in line or "MIRROR" in line for line in status)

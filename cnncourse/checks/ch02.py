@@ -264,12 +264,15 @@ def _macs_cases(generator: torch.Generator) -> list[Case]:
         h, w = draw_int(generator, 6, 24), draw_int(generator, 6, 24)
         image = (c, h, w)
         specs: list[dict[str, Any]] = []
-        for position in range(draw_int(generator, 1, 5)):
-            kind = (
-                "conv"
-                if position == 0
-                else ("conv", "conv", "pool", "elementwise")[draw_int(generator, 0, 3)]
-            )
+        # The first stack is always conv, pool, conv, so that a pool's effect on a later layer's
+        # size is tested in every draw; the others are random.
+        for position in range(3 if index == 0 else draw_int(generator, 1, 5)):
+            if index == 0:
+                kind = ("conv", "pool", "conv")[position]
+            elif position == 0:
+                kind = "conv"
+            else:
+                kind = ("conv", "conv", "pool", "elementwise")[draw_int(generator, 0, 3)]
             if kind == "conv":
                 spec = _conv_spec(generator, c, h, w)
                 c, h, w = spec["out"], _conv_out(spec, h, 0), _conv_out(spec, w, 1)
@@ -277,6 +280,8 @@ def _macs_cases(generator: torch.Generator) -> list[Case]:
             elif kind == "pool" and min(h, w) >= 2:
                 k = draw_int(generator, 2, 3) if min(h, w) >= 3 else 2
                 s, p = draw_int(generator, 1, k), draw_int(generator, 0, k // 2)
+                if index == 0:  # a pool that always changes the size
+                    s, p = 2, 0
                 specs.append(
                     {
                         "kind": ("maxpool", "avgpool")[draw_int(generator, 0, 1)],

@@ -11,9 +11,10 @@ in torchvision's layout (``MNIST/raw/*.gz``, ``FashionMNIST/raw/*.gz``, ``cifar-
 the files are copied from it first: the mirror may be read-only, and torchvision extracts the MNIST
 archives next to themselves. Otherwise torchvision downloads, where there is a network.
 
-CIFAR-10's official ``test_batch`` may be missing (it is on the course's offline machines). Then
-training uses ``data_batch_1`` to ``data_batch_4`` (40,000 images) and evaluation uses the fixed
-held-out ``data_batch_5`` (10,000 images); :func:`split_label` names the split in every output.
+Where the root holds CIFAR-10's five training batches but not its official ``test_batch``, the
+course's offline split is used: training on ``data_batch_1`` to ``data_batch_4`` (40,000 images)
+and evaluation on ``data_batch_5`` (10,000 images); :func:`split_label` names the split in every
+output.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ DATA_ENV = "CNNCOURSE_DATA"
 MIRROR_ENV = "CNNCOURSE_DATA_MIRROR"
 CIFAR_FOLDER = "cifar-10-batches-py"
 CIFAR_TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+OFFLINE_SPLIT = "the course's offline split: training batches 1-4, evaluation on batch 5"
 _MNIST_LIKE_FILES = (
     "train-images-idx3-ubyte.gz",
     "train-labels-idx1-ubyte.gz",
@@ -181,7 +183,7 @@ def fashion_mnist(
 
 
 class HeldOutCIFAR10(datasets.CIFAR10):
-    """CIFAR-10 read from the five training batches alone, for machines without ``test_batch``.
+    """CIFAR-10 read from its five training batches alone: the course's offline split.
 
     ``train=True`` gives ``data_batch_1`` to ``data_batch_4`` (40,000 images); ``train=False``
     gives the held-out ``data_batch_5`` (10,000 images). torchvision's md5 checks still apply.
@@ -205,7 +207,7 @@ def cifar10(
 
     With the official ``test_batch`` present (or downloadable), this is the official split:
     50,000 training and 10,000 test images. With only the five training batches on disk, it says
-    so once and returns the held-out split of :class:`HeldOutCIFAR10` instead. Either way,
+    so once and returns the course's offline split of :class:`HeldOutCIFAR10` instead. Either way,
     :func:`split_label` describes what was returned.
     """
     global _HELD_OUT_NOTICE_SHOWN
@@ -223,9 +225,8 @@ def cifar10(
         if not _HELD_OUT_NOTICE_SHOWN:
             _HELD_OUT_NOTICE_SHOWN = True
             print(
-                f"NOTE: CIFAR-10's official test_batch is not in {show_path(folder)}; training on "
-                "data_batch_1-4 (40,000 images) and evaluating on the held-out data_batch_5 "
-                "(10,000 images) instead. Results are labelled 'held-out data_batch_5'.",
+                f"NOTE: CIFAR-10 in {show_path(folder)} is read as {OFFLINE_SPLIT}; put "
+                "CIFAR-10's test_batch there to use the official split instead.",
                 file=sys.stderr,
             )
         try:
@@ -258,9 +259,9 @@ def split_label(dataset: Dataset[Any]) -> str:
     name = type(base).__name__
     if isinstance(base, HeldOutCIFAR10):
         return (
-            "CIFAR-10 data_batch_1-4 (training)"
+            "CIFAR-10 training batches 1-4 (the course's offline split)"
             if base.train
-            else "CIFAR-10 held-out data_batch_5 (official test batch absent)"
+            else "CIFAR-10 evaluation batch 5 (the course's offline split)"
         )
     if isinstance(base, datasets.CIFAR10):
         name = "CIFAR-10"
@@ -274,7 +275,7 @@ def _offline_split_note(name: str, folder: Path) -> str:
     """For CIFAR-10 without its official test batch in ``folder``: which split is used instead."""
     if name != "CIFAR-10" or (folder / CIFAR_FOLDER / "test_batch").is_file():
         return ""
-    return " (no official test_batch: evaluation uses held-out data_batch_5)"
+    return f" ({OFFLINE_SPLIT})"
 
 
 def data_status(root: str | os.PathLike[str] | None = None) -> list[str]:

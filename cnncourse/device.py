@@ -49,9 +49,10 @@ def cpu_notice() -> str:
     """The sentence shown once when a notebook trains on the CPU."""
     threads = torch.get_num_threads()
     return (
-        f"Running on the CPU ({threads} threads): no GPU was found. Every chapter still runs, "
-        "but full-profile training is roughly 10-50x slower than on a GPU; in Colab choose "
-        "Runtime > Change runtime type > GPU, or set CNNCOURSE_PROFILE=smoke for a quick pass."
+        f"Running on the CPU ({threads} thread{'' if threads == 1 else 's'}): no GPU was found. "
+        "Every chapter still runs; each introduction states how long its full profile took on a "
+        "2-core CPU. For a GPU in Colab choose Runtime > Change runtime type > GPU; set "
+        "CNNCOURSE_PROFILE=smoke for a quick pass."
     )
 
 

@@ -356,13 +356,16 @@ def test_cifar10_without_test_batch_holds_out_data_batch_5(
     assert label == fake.batches["data_batch_5"][1][5]
     np.testing.assert_array_equal(test.data.transpose(0, 3, 1, 2), batch5)
     err = capsys.readouterr().err
-    assert err.count("NOTE: CIFAR-10's official test_batch is not in") == 1
-    assert "held-out data_batch_5" in err
+    assert err.count("NOTE: CIFAR-10 in") == 1
+    assert "the course's offline split: training batches 1-4, evaluation on batch 5" in err
+    assert "put CIFAR-10's test_batch there" in err
     assert course_data.split_label(test) == (
-        "CIFAR-10 held-out data_batch_5 (official test batch absent)"
+        "CIFAR-10 evaluation batch 5 (the course's offline split)"
     )
-    assert course_data.split_label(train) == "CIFAR-10 data_batch_1-4 (training)"
-    assert "held-out data_batch_5" in course_data.split_label(Subset(test, [0, 1]))
+    assert course_data.split_label(train) == (
+        "CIFAR-10 training batches 1-4 (the course's offline split)"
+    )
+    assert "evaluation batch 5" in course_data.split_label(Subset(test, [0, 1]))
 
 
 def test_cifar10_is_copied_from_a_read_only_mirror(
@@ -607,7 +610,7 @@ def test_channel_stats_refuses_the_held_out_cifar_batch(
 ) -> None:
     monkeypatch.setattr(course_data, "_HELD_OUT_NOTICE_SHOWN", True)
     fake_cifar(tmp_path, n_test=None)
-    with pytest.raises(ValueError, match="held-out data_batch_5.*training split"):
+    with pytest.raises(ValueError, match="evaluation batch 5.*training split"):
         course_data.channel_stats(course_data.cifar10(tmp_path, train=False))
 
 

@@ -68,12 +68,17 @@ def test_prefer_cpu_returns_cpu_and_shows_the_notice(capsys: pytest.CaptureFixtu
     assert "Running on the CPU" in capsys.readouterr().err
 
 
-def test_cpu_notice_says_what_it_costs_and_how_to_fix_it() -> None:
+def test_cpu_notice_says_what_it_costs_and_how_to_fix_it(monkeypatch: pytest.MonkeyPatch) -> None:
     notice = course_device.cpu_notice()
-    assert f"{torch.get_num_threads()} threads" in notice
-    assert "slower" in notice
+    threads = torch.get_num_threads()
+    assert f"({threads} thread{'' if threads == 1 else 's'})" in notice
+    assert "how long its full profile took" in notice
     assert "GPU" in notice and "CNNCOURSE_PROFILE=smoke" in notice
     assert "\n" not in notice
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert "(1 thread)" in course_device.cpu_notice()
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    assert "(4 threads)" in course_device.cpu_notice()
 
 
 @pytest.mark.parametrize("bad", ["gpu", "CPU", "cuda:0", "", 0])
@@ -237,7 +242,9 @@ def test_report_marks_present_data_as_found(tmp_path: Path, fake_mnist, fake_cif
     assert "found" in status["MNIST"]
     assert "missing" in status["FashionMNIST"]
     assert "found" in status["CIFAR-10"]
-    assert "held-out data_batch_5" in status["CIFAR-10"]
+    assert "the course's offline split: training batches 1-4, evaluation on batch 5" in status[
+        "CIFAR-10"
+    ]
 
 
 def test_report_shows_an_invalid_profile_instead_of_failing(
@@ -307,7 +314,9 @@ def test_report_warns_when_the_cifar_mirror_lacks_the_test_batch(
     monkeypatch.setenv("CNNCOURSE_DATA_MIRROR", str(tmp_path / "mirror"))
     status = status_lines(course_device.environment_report(tmp_path / "root"))
     assert "will be copied" in status["CIFAR-10"]
-    assert "no official test_batch: evaluation uses held-out data_batch_5" in status["CIFAR-10"]
+    assert "(the course's offline split: training batches 1-4, evaluation on batch 5)" in status[
+        "CIFAR-10"
+    ]
 
 
 def test_cuda_summary_names_a_cpu_only_build(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -28,9 +28,9 @@ def test_cifar_is_decoded_once_into_uint8_and_read_back_from_the_cache(
     assert first.labels.dtype == torch.int64 and len(first) == 32
     expected = torch.from_numpy(fake.batches["data_batch_1"][0][:1]).view(1, 3, 32, 32)
     assert torch.equal(first.images[:1], expected)  # CIFAR's rows are C, H, W in that order
-    assert "data_batch_1-4" in first.split and len(first.classes) == 10
+    assert "training batches 1-4" in first.split and len(first.classes) == 10
     held_out = load_tensors("cifar10", False, fake.root)
-    assert len(held_out) == 8 and "held-out data_batch_5" in held_out.split
+    assert len(held_out) == 8 and "evaluation batch 5" in held_out.split
     assert cache_file(fake.root).is_file()
 
     def refuse(*args: object) -> None:

@@ -17,17 +17,19 @@ NO_DIFFERENCE = "no measurable difference at this budget"
 
 def _values(values: Iterable[float], what: str) -> list[float]:
     numbers = [float(v) for v in values]
-    if len(numbers) < 2:
-        raise ValueError(
-            f"{what} has {len(numbers)} value(s), but a spread needs one result per seed from at "
-            "least 2 seeds (3 for a verdict); run more seeds."
-        )
+    if not numbers:
+        raise ValueError(f"{what} is empty, but a summary needs one result per seed; run a seed.")
     return numbers
 
 
 def spread(values: Iterable[float], fmt: str = ".3f") -> str:
-    """``"mean [min, max]"`` of one result per seed, each number formatted with ``fmt``."""
+    """``"mean [min, max]"`` of one result per seed, each number formatted with ``fmt``.
+
+    A single result (the smoke profile's one seed) reads ``"0.512 (one seed)"``: no range to show.
+    """
     v = _values(values, "values")
+    if len(v) == 1:
+        return f"{v[0]:{fmt}} (one seed)"
     return f"{statistics.mean(v):{fmt}} [{min(v):{fmt}}, {max(v):{fmt}}]"
 
 

@@ -33,5 +33,12 @@ def test_separated_ranges_give_a_direction_and_the_gap(a, b, expected) -> None:
 def test_fewer_than_three_seeds_is_refused_with_one_sentence() -> None:
     with pytest.raises(ValueError, match="at least 3 seeds"):
         compare([0.5, 0.6], [0.1, 0.2, 0.3])
-    with pytest.raises(ValueError, match="at least 2 seeds"):
-        spread([0.5])
+    with pytest.raises(ValueError, match="at least 3 seeds"):
+        compare([0.5], [0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match="values is empty"):
+        spread([])
+
+
+def test_one_seed_is_shown_as_such_not_as_a_range() -> None:
+    assert spread([0.5123]) == "0.512 (one seed)"
+    assert spread(iter([0.5, 0.7]), ".2f") == "0.60 [0.50, 0.70]"

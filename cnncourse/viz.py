@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from cnncourse.training import History
 
@@ -83,6 +84,7 @@ def plot_history(history: History, title: str | None = None) -> Figure:
         ax_acc.plot(history.epoch, history.val_acc, "s--", label="validation")
     for ax, name in ((ax_loss, "loss"), (ax_acc, "accuracy")):
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no "epoch 1.5" tick
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
         ax.legend()

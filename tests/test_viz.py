@@ -88,6 +88,15 @@ def test_plot_history_draws_loss_and_accuracy(with_val: bool, lines: int) -> Non
     np.testing.assert_allclose(loss_ax.lines[0].get_xdata(), [1, 2, 3, 4])
 
 
+@pytest.mark.parametrize("epochs", [2, 3, 5])
+def test_plot_history_ticks_whole_epochs_only(epochs: int) -> None:
+    fig = viz.plot_history(history(epochs, True))
+    fig.canvas.draw()
+    for ax in fig.axes:
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
 def test_plot_history_refuses_an_empty_history() -> None:
     with pytest.raises(ValueError, match="history is empty"):
         viz.plot_history(History())

@@ -41,6 +41,7 @@ __all__ = [
     "cifar10",
     "data_status",
     "fashion_mnist",
+    "fill_from_mirror",
     "mnist",
     "resolve_root",
     "root_source",
@@ -278,22 +279,33 @@ def _offline_split_note(name: str, folder: Path) -> str:
     return f" ({OFFLINE_SPLIT})"
 
 
+_DATA_SETS = (
+    ("MNIST", tuple(f"MNIST/raw/{f}" for f in _MNIST_LIKE_FILES)),
+    ("FashionMNIST", tuple(f"FashionMNIST/raw/{f}" for f in _MNIST_LIKE_FILES)),
+    ("CIFAR-10", tuple(f"{CIFAR_FOLDER}/{b}" for b in CIFAR_TRAIN_BATCHES)),
+)
+
+
+def _where(name: str, files: tuple[str, ...], base: Path, mirror: Path | None) -> str:
+    """``"root"``, ``"mirror"`` or ``"missing"``: where one data set's files are now."""
+    extracted = name != "CIFAR-10" and all((base / f.removesuffix(".gz")).is_file() for f in files)
+    if extracted or all((base / f).is_file() for f in files):
+        return "root"
+    if mirror is not None and all((mirror / f).is_file() for f in files):
+        return "mirror"
+    return "missing"
+
+
 def data_status(root: str | os.PathLike[str] | None = None) -> list[str]:
     """One line per data set saying whether it is on disk, and if not how it will be found."""
     base = resolve_root(root)
     mirror = _mirror()
     lines = []
-    for name, files in (
-        ("MNIST", tuple(f"MNIST/raw/{f}" for f in _MNIST_LIKE_FILES)),
-        ("FashionMNIST", tuple(f"FashionMNIST/raw/{f}" for f in _MNIST_LIKE_FILES)),
-        ("CIFAR-10", tuple(f"{CIFAR_FOLDER}/{b}" for b in CIFAR_TRAIN_BATCHES)),
-    ):
-        extracted = name != "CIFAR-10" and all(
-            (base / f.removesuffix(".gz")).is_file() for f in files
-        )
-        if extracted or all((base / f).is_file() for f in files):
+    for name, files in _DATA_SETS:
+        where = _where(name, files, base, mirror)
+        if where == "root":
             state = "found" + _offline_split_note(name, base)
-        elif mirror is not None and all((mirror / f).is_file() for f in files):
+        elif where == "mirror" and mirror is not None:
             state = f"will be copied from ${MIRROR_ENV} on first use" + _offline_split_note(
                 name, mirror
             )
@@ -304,6 +316,29 @@ def data_status(root: str | os.PathLike[str] | None = None) -> list[str]:
             )
         lines.append(f"{name:<13}{state}")
     return lines
+
+
+def fill_from_mirror(root: str | os.PathLike[str] | None = None) -> list[str]:
+    """Copy every data set that ``$CNNCOURSE_DATA_MIRROR`` holds and the root lacks into the root.
+
+    What a chapter would otherwise copy when it first loads the data set, done at once (and with
+    torchvision's checks), so that a setup report run afterwards reads "found" for each. Returns
+    the names of the data sets copied; none without a mirror.
+    """
+    base = resolve_root(root)
+    loaders: dict[str, Callable[..., Any]] = {
+        "MNIST": mnist,
+        "FashionMNIST": fashion_mnist,
+        "CIFAR-10": cifar10,
+    }
+    copied = []
+    for name, files in _DATA_SETS:
+        if _where(name, files, base, _mirror()) == "mirror":
+            loaders[name](base, train=True)
+            if name != "CIFAR-10":  # MNIST-like sets extract their test files separately
+                loaders[name](base, train=False)
+            copied.append(name)
+    return copied
 
 
 def subset(dataset: Dataset[Any], n: int | None, seed: int = 0) -> Dataset[Any]:

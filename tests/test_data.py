@@ -368,6 +368,25 @@ def test_cifar10_without_test_batch_holds_out_data_batch_5(
     assert "evaluation batch 5" in course_data.split_label(Subset(test, [0, 1]))
 
 
+def test_fill_from_mirror_copies_what_the_root_lacks_and_nothing_else(
+    tmp_path: Path, fake_mnist, fake_cifar, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(course_data, "_HELD_OUT_NOTICE_SHOWN", True)
+    mirror, root = tmp_path / "mirror", tmp_path / "root"
+    fake_mnist(mirror)
+    fake_cifar(mirror, n_test=None)
+    fake_mnist(root, "FashionMNIST")  # already in the root; not in the mirror
+    monkeypatch.delenv("CNNCOURSE_DATA_MIRROR", raising=False)
+    assert course_data.fill_from_mirror(root) == []  # no mirror: nothing to copy
+    monkeypatch.setenv("CNNCOURSE_DATA_MIRROR", str(mirror))
+    before = tree_snapshot(mirror)
+    assert course_data.fill_from_mirror(root) == ["MNIST", "CIFAR-10"]
+    assert tree_snapshot(mirror) == before
+    status = [line.split(maxsplit=1)[1] for line in course_data.data_status(root)]
+    assert all(state.startswith("found") for state in status), status
+    assert course_data.fill_from_mirror(root) == []  # a second call finds everything there
+
+
 def test_cifar10_is_copied_from_a_read_only_mirror(
     tmp_path: Path, fake_cifar, monkeypatch: pytest.MonkeyPatch, read_only
 ) -> None:

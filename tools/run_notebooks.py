@@ -290,14 +290,8 @@ def fill_data_root(notebooks_dir: Path, environ: Mapping[str, str] | None = None
 
     env = os.environ if environ is None else environ
     root = (notebooks_dir / env.get("CNNCOURSE_DATA", os.path.join("..", "data"))).resolve()
-    loaders = {"MNIST": data.mnist, "FashionMNIST": data.fashion_mnist, "CIFAR-10": data.cifar10}
-    for line in data.data_status(root):
-        name, state = line.split(maxsplit=1)
-        if state.startswith("will be copied"):
-            with contextlib.redirect_stdout(io.StringIO()):  # the offline-split NOTE is for chapters
-                loaders[name](root, train=True)
-                if name != "CIFAR-10":
-                    loaders[name](root, train=False)
+    with contextlib.redirect_stderr(io.StringIO()):  # the offline-split NOTE is for the chapters
+        data.fill_from_mirror(root)
     return data.data_status(root)
 
 

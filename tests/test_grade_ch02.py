@@ -52,6 +52,15 @@ def submissions() -> dict[str, tuple[str | None, dict[str, str]]]:
             EX4,
             {**solved, EX4: edited(EX4, "padding=padding, stride=stride)", "padding=padding)")},
         ),
+        "forbidden_f_conv2d": (
+            EX1,
+            {
+                **solved,
+                EX1: "def conv2d_loops(x, weight, bias=None, stride=1, padding=0, dilation=1):\n"
+                "    return F.conv2d(x, weight, bias, stride=stride, padding=padding, "
+                "dilation=dilation)\n",
+            },
+        ),
     }
 
 
@@ -76,6 +85,8 @@ REASONS = {  # what the one-sentence reason of the broken exercise must contain
     "wrong_ignores_groups": "count_macs returned",
     # the stride is ignored, so the result cannot be reshaped to the expected output size
     "wrong_unfold_ignores_stride": "conv2d_unfold raised RuntimeError (shape",
+    # the guard's sentence, as in the notebook's check, from inside the grader's sandbox
+    "forbidden_f_conv2d": "conv2d_loops called torch's convolution (aten.convolution",
 }
 
 

@@ -43,10 +43,28 @@ WRONG: dict[str, tuple[dict[str, tuple[str, str]], set[str]]] = {
 }
 
 
+# the shortcuts each exercise forbids, written in as a learner might, and the guard's sentence
+FORBIDDEN_CELLS = {
+    EX1: "def max_pool2d(x, kernel_size, stride):\n    return F.max_pool2d(x, kernel_size, stride)\n",
+    EX2: "def max_pool2d_backward(x, grad_output, kernel_size, stride):\n"
+    "    x = x.detach().requires_grad_(True)\n"
+    "    y = torch.nn.functional.max_pool2d(x, kernel_size, stride)\n"
+    "    y.backward(grad_output)\n"
+    "    return x.grad\n",
+    EX3: "def global_avg_pool(x):\n    return F.adaptive_avg_pool2d(x, 1).flatten(1)\n",
+}
+FORBIDDEN_REASONS = {
+    "max_pool2d": "max_pool2d called torch's max pooling (aten.max_pool2d",
+    "max_pool2d_backward": "max_pool2d_backward called torch's max pooling (aten.max_pool2d",
+    "global_avg_pool": "global_avg_pool called torch's average pooling (torch.nn.functional.adaptive_avg_pool2d",
+}
+
+
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     solved = CHAPTER.solved_cells()
     cells: dict[str, dict[str, str]] = {"solution": solved, "stub": {}}
+    cells["forbidden_routes"] = {**solved, **FORBIDDEN_CELLS}
     for name, (changes, _) in WRONG.items():
         cells[name] = dict(solved)
         for grade_id, (old, new) in changes.items():
@@ -77,3 +95,15 @@ def test_wrong_answers_lose_exactly_their_points(batch: dict[str, Any], name: st
             assert "; expected" in item["reason"] or "entries differ" in item["reason"], item
         else:
             assert item["points"] == item["max_points"], (name, exercise, item["reason"])
+
+
+def test_forbidden_routes_get_the_guards_sentence(batch: dict[str, Any]) -> None:
+    """Inside the grader's sandbox, as in the notebook's check, each shortcut scores nothing and
+    its reason is the guard's one sentence naming the route."""
+    student = batch["forbidden_routes"]
+    assert student["total"] == 8 - sum(POINTS[g] for g in FORBIDDEN_CELLS)
+    for exercise, expected in FORBIDDEN_REASONS.items():
+        item = student["exercises"][exercise]
+        assert item["points"] == 0 and expected in item["reason"], item
+        assert "this exercise asks you to" in item["reason"], item
+    assert student["exercises"]["adaptive_avg_pool2d"]["points"] == 2

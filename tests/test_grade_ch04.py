@@ -53,7 +53,18 @@ def submissions() -> dict[str, tuple[dict[str, str], str | None]]:
             },
             "cross_entropy",
         ),
+        "forbidden_f_cross_entropy": (
+            {**solved, EX4: "def cross_entropy(logits, targets):\n    return F.cross_entropy(logits, targets)\n"},
+            "cross_entropy",
+        ),
     }
+
+
+def test_the_forbidden_route_gets_the_guards_sentence(graded: dict[str, Any]) -> None:
+    """F.cross_entropy inside cross_entropy is named by the guard, in the sandbox as in the notebook."""
+    reason = graded["forbidden_f_cross_entropy"]["exercises"]["cross_entropy"]["reason"]
+    assert "cross_entropy called torch's cross-entropy or log-softmax" in reason, reason
+    assert "this exercise asks you to" in reason
 
 
 @pytest.fixture(scope="module")

@@ -49,6 +49,13 @@ def submissions(folder: Path, sentinel: Path, keep: Path) -> dict[str, int]:
             4,
         ),
         "wrong_sign": ({**solved, EX3: edited(EX3, "shifts=(dy, dx)", "shifts=(-dy, -dx)")}, 5),
+        "forbidden_parameters": (  # the route exercise 1 forbids, as a learner might take it
+            {
+                **solved,
+                EX1: "def layer_params(layer):\n    return sum(p.numel() for p in layer.parameters())",
+            },
+            5,
+        ),
         "hostile_errors": (
             {
                 EX1: "def layer_params(layer):\n    raise ValueError('no idea')",
@@ -202,6 +209,14 @@ def test_wrong_answers_lose_exactly_their_exercise(batch: dict[str, Any]) -> Non
     assert "; expected" in reasons(batch, "wrong_forgot_bias")["layer_params"]
     assert "returned shape (" in reasons(batch, "wrong_off_by_one")["conv_matrix"]
     assert "; expected" in reasons(batch, "wrong_sign")["equivariance_error"]
+
+
+def test_the_forbidden_route_gets_the_guards_sentence(batch: dict[str, Any]) -> None:
+    """Inside the sandbox, as in the notebook's check: the layer handed to layer_params has a
+    tripwire for .parameters(), and the reason is the guard's one sentence naming it."""
+    reason = reasons(batch, "forbidden_parameters")["layer_params"]
+    assert "layer_params called the layer's parameters" in reason, reason
+    assert "this exercise asks you to" in reason
 
 
 HOSTILE_REASONS = {

@@ -10,7 +10,8 @@ stdout/stderr on a pipe the grader reads with a cap. The worker
    is in the sandbox's view;
 2. drops to ``UID``/``GID`` when given (the grader runs as root), sets its limits (memory, CPU
    time, processes, open files, file size) and sends ``READY`` on ``RESULT_FD``: the
-   submission's wall time counts from there, so a slow ``import torch`` costs it nothing;
+   submission's wall time counts from there, so a slow ``import torch`` (and of torchvision,
+   imported first where a solution cell names it) costs it nothing;
 3. installs the audit hook (:mod:`cnncourse.grading.audit`), a second layer only;
 4. runs the solution cells after a fixed preamble (``math``, ``numpy as np``, ``torch``, ``nn``,
    ``F``), recording any exception per cell;
@@ -25,6 +26,7 @@ so nothing a submission prints, redefines or sends down the pipe can change a sc
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math  # noqa: F401  (imported before the sandbox, for the preamble)
 import os
@@ -37,13 +39,6 @@ import numpy as np  # noqa: F401
 import torch
 import torch.nn.functional as F  # noqa: F401
 from torch import nn
-
-try:  # before the audit hook, which blocks ctypes.dlopen: torchvision's operators (torchvision::nms,
-    # which its import registers) come from its C library, so a submission importing it later
-    # would fail with "operator torchvision::nms does not exist" instead of meeting the guard
-    import torchvision  # noqa: F401
-except ImportError:  # pragma: no cover - the course's environment has torchvision
-    pass
 
 from cnncourse.checks.guard import Guard
 from cnncourse.grading import audit, protocol
@@ -175,11 +170,22 @@ def _send_result(fd: int, result: dict[str, Any]) -> None:
     protocol.send(fd, protocol.RESULT, buffer.getvalue())
 
 
+def _preload_torchvision(cells: list[dict[str, str]]) -> None:
+    """Import torchvision now if a solution cell names it, before the audit hook blocks
+    ``ctypes.dlopen``: its operators (``torchvision::nms``, which its import registers) come
+    from its C library, so an import after the hook fails with "operator torchvision::nms does
+    not exist" instead of reaching the guard. Only then: the import takes seconds."""
+    if any("torchvision" in cell.get("source", "") for cell in cells):
+        with contextlib.suppress(ImportError):  # the course's environment has torchvision
+            import torchvision  # noqa: F401
+
+
 def main(argv: list[str]) -> None:
     """Run the job read from ``argv[0]`` (a file descriptor), answering on ``argv[1]``."""
     job_fd, result_fd = int(argv[0]), int(argv[1])
     job = torch.load(io.BytesIO(protocol.read_to_end(job_fd)), weights_only=False)
     os.close(job_fd)
+    _preload_torchvision(job["cells"])
     if len(argv) == 4:
         _drop_privileges(int(argv[2]), int(argv[3]))
     _limit_resources(int(job["memory_mb"]), float(job["timeout"]))

@@ -325,7 +325,7 @@ def fill_from_mirror(root: str | os.PathLike[str] | None = None) -> list[str]:
     torchvision's checks), so that a setup report run afterwards reads "found" for each. Returns
     the names of the data sets copied; none without a mirror.
     """
-    base = resolve_root(root)
+    base, mirror = resolve_root(root), _mirror()
     loaders: dict[str, Callable[..., Any]] = {
         "MNIST": mnist,
         "FashionMNIST": fashion_mnist,
@@ -333,7 +333,7 @@ def fill_from_mirror(root: str | os.PathLike[str] | None = None) -> list[str]:
     }
     copied = []
     for name, files in _DATA_SETS:
-        if _where(name, files, base, _mirror()) == "mirror":
+        if _where(name, files, base, mirror) == "mirror":
             loaders[name](base, train=True)
             if name != "CIFAR-10":  # MNIST-like sets extract their test files separately
                 loaders[name](base, train=False)
